@@ -1,0 +1,1 @@
+"""Accounts: users, their Google grants and sessions, and the `users` partitions."""

@@ -1,0 +1,1 @@
+"""Google Calendar: calendar lists, event sync (full and incremental), push channels."""

@@ -1,0 +1,66 @@
+"""Engine creation and the database URL: PostgreSQL in production and tests, SQLite locally."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+# The repository root: local state (SQLite file, dev token key) lives in <root>/.sunny.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_STATE_DIR = Path(os.environ.get("SUNNY_HOME", PROJECT_ROOT / ".sunny"))
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{LOCAL_STATE_DIR / 'sunny.db'}"
+
+
+def database_url_from_env() -> str:
+    return normalize_url(os.environ.get("SUNNY_DATABASE_URL") or default_database_url())
+
+
+def normalize_url(url: str) -> str:
+    """SQLAlchemy 2.1 maps plain ``postgresql://`` to psycopg 3; we ship psycopg2."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # WAL + busy timeout: a batched run writes from several threads at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One pooled engine per URL per process."""
+    url = normalize_url(url or database_url_from_env())
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "sqlite":
+                if parsed.database:
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+                event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()

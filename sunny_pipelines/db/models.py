@@ -1,0 +1,204 @@
+"""SQLAlchemy 2 models: the database contract the frontend reads (see shared/DESIGN.md).
+
+Every table that holds user data carries ``user_id``; every query filters on it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only autoincrements INTEGER PRIMARY KEY, so BIGINT ids fall back to INTEGER there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
+
+
+def _now_default() -> Any:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
+    name: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
+    # active | deleted
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
+    created_at: Mapped[datetime] = _now_default()
+    updated_at: Mapped[datetime] = _now_default()
+
+
+class GoogleConnection(Base):
+    __tablename__ = "google_connections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    google_email: Mapped[str | None] = mapped_column(String(320))
+    # Fernet ciphertexts; never logged, never stored in clear.
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    scopes: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
+    # active | needs_reauth | revoked
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
+    last_validated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now_default()
+    updated_at: Mapped[datetime] = _now_default()
+
+
+class UserSession(Base):
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = _now_default()
+
+    __table_args__ = (Index("ix_user_sessions_expires_at", "expires_at"),)
+
+
+class SyncState(Base):
+    """One row per (user, service): the incremental cursor and the sync cadence."""
+
+    __tablename__ = "sync_state"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    # calendar | calendar_list | drive | gmail | attendee
+    service: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    interval_seconds: Mapped[int] = mapped_column(Integer, nullable=False, default=1800)
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_change_count: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    updated_at: Mapped[datetime] = _now_default()
+
+
+class WatchChannel(Base):
+    """A Google push channel. Channels are never extended, only replaced by a new id."""
+
+    __tablename__ = "watch_channels"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    # calendar_events | calendar_list | drive | gmail
+    service: Mapped[str] = mapped_column(String(32), nullable=False)
+    # What is watched: a calendar id for calendar_events, empty for the list.
+    target: Mapped[str | None] = mapped_column(String(320))
+    resource_id: Mapped[str | None] = mapped_column(String(256))
+    # SHA-256 of the per-channel secret token Google echoes back; the token itself is not stored.
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # active | stopped | expired | replaced
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
+    created_at: Mapped[datetime] = _now_default()
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_watch_channels_user_service", "user_id", "service", "status"),)
+
+
+class UserCalendar(Base):
+    """A calendar in the user's calendar list, with its own events sync token."""
+
+    __tablename__ = "user_calendars"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    calendar_id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    summary: Mapped[str | None] = mapped_column(Text)
+    is_primary: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    access_role: Mapped[str | None] = mapped_column(String(32))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    sync_token: Mapped[str | None] = mapped_column(Text)
+    # Set when the calendar left the user's list; its events are then marked deleted.
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now_default()
+
+
+class CalendarEvent(Base):
+    """One event instance per (user, calendar, event). Cancelled events are kept as deleted rows
+    (``status='cancelled'``, ``deleted_at`` set) so downstream logic sees the cancellation."""
+
+    __tablename__ = "calendar_events"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    calendar_id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    ical_uid: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    summary: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    is_all_day: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    organizer_email: Mapped[str | None] = mapped_column(String(320))
+    attendees: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
+    meeting_url: Mapped[str | None] = mapped_column(Text)
+    meeting_platform: Mapped[str | None] = mapped_column(String(20))
+    recurring_event_id: Mapped[str | None] = mapped_column(String(256))
+    original_start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    html_link: Mapped[str | None] = mapped_column(Text)
+    updated: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    synced_at: Mapped[datetime] = _now_default()
+
+    __table_args__ = (
+        Index("ix_calendar_events_user_start", "user_id", "start_time"),
+        Index("ix_calendar_events_meeting_url", "meeting_url"),
+    )
+
+
+class WebhookInbox(Base):
+    """Every received push notification, stored before the webhook answers 2xx."""
+
+    __tablename__ = "webhook_inbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # google_calendar | google_drive | google_gmail | attendee
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    channel_id: Mapped[str | None] = mapped_column(String(256))
+    dedup_key: Mapped[str] = mapped_column(String(512), unique=True, nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)
+    received_at: Mapped[datetime] = _now_default()
+    # pending | done | failed | rejected
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_webhook_inbox_status_id", "status", "id"),)
+
+
+TABLES = Base.metadata.sorted_tables

@@ -1,0 +1,69 @@
+"""Reading and recording per-(user, service) sync state."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, select, update
+
+from sunny_pipelines.db.models import GoogleConnection, SyncState, User
+from sunny_pipelines.db.upserts import upsert
+
+
+def is_due(last_synced_at: datetime | None, interval_seconds: int, now: datetime) -> bool:
+    if last_synced_at is None:
+        return True
+    if last_synced_at.tzinfo is None:  # SQLite returns naive UTC
+        last_synced_at = last_synced_at.replace(tzinfo=UTC)
+    return (now - last_synced_at).total_seconds() >= interval_seconds
+
+
+def due_users(
+    conn: Connection, service: str, now: datetime, user_ids: Collection[str] | None = None
+) -> set[str]:
+    """Active users with a usable Google grant whose ``service`` sync is due at ``now``."""
+    query = (
+        select(User.id, SyncState.last_synced_at, SyncState.interval_seconds)
+        .join(GoogleConnection, GoogleConnection.user_id == User.id)
+        .outerjoin(SyncState, (SyncState.user_id == User.id) & (SyncState.service == service))
+        .where(User.status == "active", GoogleConnection.status == "active")
+    )
+    if user_ids is not None:
+        query = query.where(User.id.in_(list(user_ids)))
+    return {
+        user_id
+        for user_id, last_synced_at, interval in conn.execute(query)
+        if is_due(last_synced_at, interval or 0, now)
+    }
+
+
+def record_success(
+    conn: Connection, user_id: str, service: str, change_count: int, cursor: str | None = None
+) -> None:
+    values = {
+        "user_id": user_id,
+        "service": service,
+        "last_synced_at": datetime.now(UTC),
+        "last_change_count": change_count,
+        "last_error": None,
+        "consecutive_failures": 0,
+    }
+    if cursor is not None:
+        values["cursor"] = cursor
+    upsert(conn, SyncState.__table__, [values], ["user_id", "service"])
+
+
+def record_failure(conn: Connection, user_id: str, service: str, error: str) -> None:
+    upsert(
+        conn,
+        SyncState.__table__,
+        [{"user_id": user_id, "service": service, "last_error": error[:2000], "consecutive_failures": 0}],
+        ["user_id", "service"],
+        update_columns=["last_error"],
+    )
+    conn.execute(
+        update(SyncState)
+        .where(SyncState.user_id == user_id, SyncState.service == service)
+        .values(consecutive_failures=SyncState.consecutive_failures + 1)
+    )

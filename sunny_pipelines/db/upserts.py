@@ -1,0 +1,46 @@
+"""Set-based upserts: one INSERT ... ON CONFLICT statement per batch, on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, func
+from sqlalchemy.dialects import postgresql, sqlite
+
+# Keeps one statement's bind parameters below SQLite's and psycopg2's practical limits.
+MAX_ROWS_PER_STATEMENT = 500
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    key_columns: Iterable[str],
+    update_columns: Iterable[str] | None = None,
+) -> int:
+    """Insert ``rows`` or update them on conflict with ``key_columns``. Returns the row count.
+
+    ``update_columns`` defaults to every column present in the rows except the key.
+    """
+    if not rows:
+        return 0
+    keys = list(key_columns)
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    columns = list(rows[0].keys())
+    updates = [c for c in (update_columns or columns) if c not in keys]
+    count = 0
+    for start in range(0, len(rows), MAX_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + MAX_ROWS_PER_STATEMENT]
+        stmt = insert(table).values(list(chunk))
+        set_ = {c: stmt.excluded[c] for c in updates}
+        if "updated_at" in table.c and "updated_at" not in set_:
+            set_["updated_at"] = func.now()
+        stmt = (
+            stmt.on_conflict_do_update(index_elements=keys, set_=set_)
+            if set_
+            else stmt.on_conflict_do_nothing(index_elements=keys)
+        )
+        conn.execute(stmt)
+        count += len(chunk)
+    return count

@@ -1,0 +1,35 @@
+"""ConfigurableResources shared by every domain, configured from the environment."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from sunny_pipelines.db.engine import database_url_from_env
+from sunny_pipelines.resources.cipher import TokenCipher
+from sunny_pipelines.resources.database import DatabaseResource
+from sunny_pipelines.resources.google import GoogleResource
+
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
+
+
+def env_or_default(name: str, default: str) -> str:
+    """``dg.EnvVar(name)`` when the variable is set, else a safe local default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default  # type: ignore[return-value]
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    database = DatabaseResource(url=env_or_default("SUNNY_DATABASE_URL", database_url_from_env()))
+    cipher = TokenCipher(key=env_or_default("SUNNY_TOKEN_KEY", ""))
+    google = GoogleResource(
+        database=database,
+        cipher=cipher,
+        sandbox_url=env_or_default("SUNNY_SANDBOX_URL", DEFAULT_SANDBOX_URL),
+        client_id=env_or_default("SUNNY_GOOGLE_CLIENT_ID", "sunny-local"),
+        client_secret=env_or_default("SUNNY_GOOGLE_CLIENT_SECRET", "sunny-local-secret"),
+    )
+    return {"database": database, "cipher": cipher, "google": google}
+
+
+__all__ = ["DatabaseResource", "GoogleResource", "TokenCipher", "build_resources", "env_or_default"]

@@ -1,0 +1,71 @@
+"""Shared fixtures: a real PostgreSQL database (migrated once, emptied per test), the token
+cipher, and the sandbox emulator served over HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from sunny_pipelines.db import migrate
+from sunny_pipelines.db.engine import normalize_url
+from sunny_pipelines.db.models import Base
+from sunny_pipelines.resources.cipher import TokenCipher
+from sunny_pipelines.resources.database import DatabaseResource
+
+TEST_DATABASE_URL = normalize_url(
+    os.environ.get("SUNNY_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/sunny_test")
+)
+
+
+def _ensure_database(url: str) -> None:
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
+        ).first()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    _ensure_database(TEST_DATABASE_URL)
+    # Start from an empty schema so the migrations themselves are under test.
+    engine = create_engine(TEST_DATABASE_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    migrate.upgrade(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture
+def database(database_url: str) -> DatabaseResource:
+    resource = DatabaseResource(url=database_url)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with resource.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return resource
+
+
+@pytest.fixture(scope="session")
+def cipher() -> TokenCipher:
+    return TokenCipher(key=Fernet.generate_key().decode())
+
+
+@pytest.fixture
+def env_for_definitions(
+    database_url: str, cipher: TokenCipher, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Environment under which `sunny_pipelines.definitions` resolves to the test stores."""
+    monkeypatch.setenv("SUNNY_DATABASE_URL", database_url)
+    monkeypatch.setenv("SUNNY_TOKEN_KEY", cipher.key)
+    yield
