@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import secrets
 from pathlib import Path
 
 import dagster as dg
@@ -52,3 +55,19 @@ class TokenCipher(dg.ConfigurableResource):
             return self._fernet().decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
             raise TokenDecryptionError("stored token cannot be decrypted with SUNNY_TOKEN_KEY") from exc
+
+
+def new_channel_token() -> str:
+    """A per-channel secret that Google echoes back in X-Goog-Channel-Token (≤ 256 chars)."""
+    return secrets.token_urlsafe(32)
+
+
+def channel_token_hash(token: str) -> str:
+    """What `watch_channels.token_hash` stores: enough to verify a token, useless to forge one."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def channel_token_matches(token: str | None, token_hash: str | None) -> bool:
+    if not token or not token_hash:
+        return False
+    return hmac.compare_digest(channel_token_hash(token), token_hash)
