@@ -11,11 +11,13 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from sunny_pipelines.accounts.grants import store_google_grants
 from sunny_pipelines.db import migrate
 from sunny_pipelines.db.engine import normalize_url
 from sunny_pipelines.db.models import Base
 from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource
+from sunny_pipelines.resources.google import GoogleResource
 
 TEST_DATABASE_URL = normalize_url(
     os.environ.get("SUNNY_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/sunny_test")
@@ -69,3 +71,32 @@ def env_for_definitions(
     monkeypatch.setenv("SUNNY_DATABASE_URL", database_url)
     monkeypatch.setenv("SUNNY_TOKEN_KEY", cipher.key)
     yield
+
+
+@pytest.fixture
+def sandbox():
+    """A fresh sandbox world per test, served over HTTP on 127.0.0.1."""
+    from sunny_pipelines.sandbox.server import SandboxServer
+
+    server = SandboxServer(host="127.0.0.1", port=0, users=3, events_per_user=12, seed=7).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def google(database: DatabaseResource, cipher: TokenCipher, sandbox) -> GoogleResource:
+    return GoogleResource(database=database, cipher=cipher, sandbox_url=sandbox.base_url, num_retries=5)
+
+
+@pytest.fixture
+def connected_users(database: DatabaseResource, cipher: TokenCipher, sandbox) -> list[dict]:
+    """The sandbox's users, connected as if each had completed Google consent."""
+    grants = sandbox.world.list_users()
+    with database.begin() as conn:
+        store_google_grants(conn, cipher, grants)
+    return grants
+
+
+@pytest.fixture
+def resources(database: DatabaseResource, cipher: TokenCipher, google: GoogleResource) -> dict:
+    return {"database": database, "cipher": cipher, "google": google}

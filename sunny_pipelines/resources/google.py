@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources as importlib_resources
@@ -87,12 +86,12 @@ class GoogleSession:
     def __init__(self, resource: GoogleResource, user_id: str) -> None:
         self._resource = resource
         self.user_id = user_id
-        self._lock = threading.Lock()
         with resource.database.begin() as conn:
-            row = conn.execute(select(GoogleConnection).where(GoogleConnection.user_id == user_id)).first()
-        if row is None:
+            conn_row = conn.execute(
+                select(GoogleConnection.__table__).where(GoogleConnection.user_id == user_id)
+            ).first()
+        if conn_row is None:
             raise GoogleGrantError(user_id, "no Google connection")
-        conn_row = row[0]
         if conn_row.status != "active":
             raise GoogleGrantError(user_id, f"connection is {conn_row.status}: {conn_row.last_error or ''}")
         cipher = resource.cipher
@@ -187,6 +186,9 @@ class GoogleResource(dg.ConfigurableResource):
     database: DatabaseResource
     cipher: TokenCipher
     sandbox_url: str = ""
+    # Public base URL of the webhook receiver, where Google delivers channel notifications;
+    # empty means no push channels are opened (schedules alone keep data fresh).
+    webhook_base_url: str = ""
     client_id: str = "sunny-local"
     client_secret: str = "sunny-local-secret"
     timeout_seconds: float = 20.0

@@ -1,0 +1,1 @@
+"""The webhook inbox: notifications stored by the receiver, turned into incremental runs."""

@@ -1,0 +1,91 @@
+"""Command line: `python -m sunny_pipelines.sandbox [serve] --port 8765 --users 3`, or
+`python -m sunny_pipelines.sandbox connect-users --url http://127.0.0.1:8765`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+log = logging.getLogger("sunny_pipelines.sandbox")
+
+_SUBCOMMANDS = ("serve", "connect-users")
+
+
+def _add_serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one")
+    parser.add_argument("--users", type=int, default=3, help="number of seeded users")
+    parser.add_argument("--events-per-user", type=int, default=20, help="top-level events seeded per user")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the generated world")
+    parser.add_argument(
+        "--notification-drop-rate",
+        type=float,
+        default=0.0,
+        help="share of push notifications silently dropped (0..1)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sunny_pipelines.sandbox",
+        description="Local emulator of Google OAuth + Calendar (and friends) for many users at once. "
+        "Serving is the default when no subcommand is given.",
+    )
+    _add_serve_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="{serve,connect-users}")
+    serve = sub.add_parser("serve", help="serve the sandbox until interrupted (default)")
+    _add_serve_options(serve)
+    sub.add_parser(
+        "connect-users",
+        help="connect the sandbox's users to the app (see sunny_pipelines.sandbox.connect)",
+        add_help=False,
+    )
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    from sunny_pipelines.sandbox.server import SandboxServer
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    server = SandboxServer(
+        host=args.host,
+        port=args.port,
+        users=args.users,
+        events_per_user=args.events_per_user,
+        seed=args.seed,
+        notification_drop_rate=args.notification_drop_rate,
+    ).start()
+    log.info("sandbox serving at %s (%d users, seed %d)", server.base_url, args.users, args.seed)
+    stop = threading.Event()
+    # SIGTERM (docker stop, process managers) ends the loop like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "connect-users":
+        # Imported lazily: it belongs to another part of the project and pulls in app dependencies.
+        from sunny_pipelines.sandbox import connect
+
+        return int(connect.main(argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+    return serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Google's OAuth 2.0 endpoints: token (refresh grant), revoke, tokeninfo, userinfo.
+
+Paths sit at the root of the sandbox's base URL, so `Credentials(token_uri=BASE + "/token")` works.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sunny_pipelines.sandbox.routing import Request, Response, Route, json_response, route
+from sunny_pipelines.sandbox.world import OAuthError
+
+if TYPE_CHECKING:
+    from sunny_pipelines.sandbox.world import World
+
+_NO_STORE = {"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate", "Pragma": "no-cache"}
+
+
+class GoogleOAuth:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def routes(self) -> list[Route]:
+        return [
+            route("POST", "/token", self.token),
+            route("POST", "/revoke", self.revoke),
+            route("GET", "/revoke", self.revoke),
+            route("GET", "/tokeninfo", self.tokeninfo),
+            route("POST", "/tokeninfo", self.tokeninfo),
+            route("GET", "/oauth2/v3/tokeninfo", self.tokeninfo),
+            route("GET", "/oauth2/v3/userinfo", self.userinfo),
+            route("GET", "/oauth2/v2/userinfo", self.userinfo),
+        ]
+
+    def token(self, req: Request) -> Response:
+        form = req.form()
+        grant = form.get("grant_type")
+        if grant != "refresh_token":
+            raise OAuthError("unsupported_grant_type", f"Invalid grant_type: {grant or ''}")
+        refresh_token = form.get("refresh_token")
+        if not refresh_token:
+            raise OAuthError("invalid_request", "Missing required parameter: refresh_token")
+        body = self.world.refresh_access_token(refresh_token, form.get("client_id"))
+        return json_response(body, headers=_NO_STORE)
+
+    def revoke(self, req: Request) -> Response:
+        token = req.form().get("token")
+        if not token or not self.world.revoke_token(token):
+            raise OAuthError("invalid_token", "Token expired or revoked")
+        return json_response({})
+
+    def tokeninfo(self, req: Request) -> Response:
+        form = req.form()
+        token = form.get("access_token") or req.bearer
+        info = self.world.token_info(token) if token else None
+        if info is None:
+            raise OAuthError("invalid_token", "Invalid Value")
+        return json_response(info, headers=_NO_STORE)
+
+    def userinfo(self, req: Request) -> Response:
+        auth = self.world.authenticate(req.bearer)
+        if auth is None:
+            return json_response(
+                {"error": "invalid_request", "error_description": "Invalid Credentials"},
+                status=401,
+                headers={
+                    "WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'
+                },
+            )
+        user, _ = auth
+        given, _, family = user.name.partition(" ")
+        return json_response(
+            {
+                "sub": user.id,
+                "name": user.name,
+                "given_name": given,
+                "family_name": family,
+                "email": user.email,
+                "email_verified": True,
+                "picture": f"https://lh3.googleusercontent.com/a/sandbox-{user.id}",
+            }
+        )
