@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Quick start: from a fresh clone to the Dagster UI on embedded defaults.
-# Creates .venv, migrates a local SQLite database, starts the sandbox emulator with demo users,
-# connects them as if they had completed Google consent, and runs `dagster dev`.
+# Creates .venv, migrates a local SQLite database, starts the sandbox emulator with demo users and
+# the webhook receiver, connects the users as if they had completed Google consent, and runs
+# `dagster dev`.
 source "$(dirname "$0")/bootstrap.sh"
 
 export SUNNY_HOME="${SUNNY_HOME:-$ROOT/.sunny}"
 SANDBOX_PORT="${SUNNY_SANDBOX_PORT:-8765}"
 export SUNNY_SANDBOX_URL="${SUNNY_SANDBOX_URL:-http://127.0.0.1:$SANDBOX_PORT}"
+WEBHOOK_PORT="${SUNNY_WEBHOOK_PORT:-8780}"
+# Google channels deliver to the receiver; the sandbox signs Pub/Sub pushes for this audience.
+export SUNNY_WEBHOOK_BASE_URL="${SUNNY_WEBHOOK_BASE_URL:-http://127.0.0.1:$WEBHOOK_PORT}"
+export SUNNY_PUBSUB_AUDIENCE="${SUNNY_PUBSUB_AUDIENCE:-$SUNNY_WEBHOOK_BASE_URL/webhooks/google/gmail}"
+export SUNNY_PUBSUB_SERVICE_ACCOUNT="${SUNNY_PUBSUB_SERVICE_ACCOUNT:-sandbox-pubsub@sunny-sandbox.iam.gserviceaccount.com}"
 export DAGSTER_HOME="$SUNNY_HOME/dagster_home"
 mkdir -p "$DAGSTER_HOME"
 cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
@@ -37,6 +43,11 @@ python -m sunny_pipelines.sandbox --port "$SANDBOX_PORT" --users "${SUNNY_DEMO_U
 pids+=($!)
 wait_healthy "$SUNNY_SANDBOX_URL/healthz" sandbox "$SUNNY_HOME/sandbox.log"
 echo "sandbox: $SUNNY_SANDBOX_URL (log: $SUNNY_HOME/sandbox.log)"
+
+python -m sunny_pipelines.webhooks --port "$WEBHOOK_PORT" > "$SUNNY_HOME/webhooks.log" 2>&1 &
+pids+=($!)
+wait_healthy "$SUNNY_WEBHOOK_BASE_URL/healthz" "webhook receiver" "$SUNNY_HOME/webhooks.log"
+echo "webhook receiver: $SUNNY_WEBHOOK_BASE_URL (log: $SUNNY_HOME/webhooks.log)"
 
 python -m sunny_pipelines.sandbox connect-users --url "$SUNNY_SANDBOX_URL"
 

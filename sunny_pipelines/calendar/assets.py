@@ -46,7 +46,7 @@ def calendar_events(
         # Inbox runs work on users with notifications, schedule runs on due users, others on all.
         if not claimed and (trigger == "inbox" or (trigger == "schedule" and user_id not in due)):
             return None
-        refresh_list = any(row.payload.get("channel_service") == CALENDAR_LIST for row in claimed)
+        refresh_list = any(row.payload.get("service") == CALENDAR_LIST for row in claimed)
         try:
             result = sync_user_calendars(
                 google.session(user_id), database, user_id, refresh_list=refresh_list

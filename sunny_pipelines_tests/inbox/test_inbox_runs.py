@@ -32,7 +32,7 @@ def notify(database, user_id: str, state: str = "exists", service: str = "calend
                 user_id=user_id,
                 channel_id=f"ch-{user_id}",
                 dedup_key=f"google:ch-{user_id}:{number}",
-                payload={"resource_state": state, "message_number": number, "channel_service": service},
+                payload={"resource_state": state, "message_number": number, "service": service},
             )
             .returning(WebhookInbox.id)
         ).scalar_one()
