@@ -1,0 +1,90 @@
+"""Running the whole stack for end-to-end tests and benchmarks: a Dagster home with the
+project's dagster.yaml, and long-running processes (daemon, `dagster dev`) started and stopped
+cleanly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from sunny_pipelines.db.engine import PROJECT_ROOT
+
+
+def dagster_home(directory: Path, user_ids: list[str] | None = None) -> Path:
+    """A Dagster home using the project's dagster.yaml, with ``user_ids`` as `users` partitions."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", directory / "dagster.yaml")
+    if user_ids:
+        with dg.DagsterInstance.from_config(str(directory)) as instance:
+            instance.add_dynamic_partitions("users", user_ids)
+    return directory
+
+
+def app_env(
+    *, home: Path, database_url: str, token_key: str, sandbox_url: str, webhook_url: str = ""
+) -> dict[str, str]:
+    """The environment the code location reads its resources from."""
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "SUNNY_DATABASE_URL": database_url,
+        "SUNNY_TOKEN_KEY": token_key,
+        "SUNNY_SANDBOX_URL": sandbox_url,
+        "SUNNY_WEBHOOK_BASE_URL": webhook_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def dagster_command(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / args[0]), *args[1:]]
+
+
+@contextmanager
+def running(
+    command: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    ready: Callable[[], bool] | None = None,
+    timeout: float = 90.0,
+) -> Iterator[subprocess.Popen]:
+    """Run ``command`` (in its own process group) until the block ends; wait for ``ready``."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while ready is not None and not ready():
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited with {process.returncode}; see {log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{command[0]} not ready after {timeout:.0f}s; see {log_path}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_for(condition: Callable[[], object], timeout: float, interval: float = 0.05) -> float:
+    """Poll ``condition`` until truthy; returns the seconds waited. Raises TimeoutError."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"condition not met after {timeout:.0f}s")
+        time.sleep(interval)
+    return time.monotonic() - started
