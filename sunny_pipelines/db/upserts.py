@@ -8,9 +8,6 @@ from typing import Any
 from sqlalchemy import Connection, Table, func
 from sqlalchemy.dialects import postgresql, sqlite
 
-# Keeps one statement's bind parameters below SQLite's and psycopg2's practical limits.
-MAX_ROWS_PER_STATEMENT = 500
-
 
 def upsert(
     conn: Connection,
@@ -28,19 +25,17 @@ def upsert(
     keys = list(key_columns)
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     columns = list(rows[0].keys())
-    updates = [c for c in (update_columns or columns) if c not in keys]
-    count = 0
-    for start in range(0, len(rows), MAX_ROWS_PER_STATEMENT):
-        chunk = rows[start : start + MAX_ROWS_PER_STATEMENT]
-        stmt = insert(table).values(list(chunk))
-        set_ = {c: stmt.excluded[c] for c in updates}
-        if "updated_at" in table.c and "updated_at" not in set_:
-            set_["updated_at"] = func.now()
-        stmt = (
-            stmt.on_conflict_do_update(index_elements=keys, set_=set_)
-            if set_
-            else stmt.on_conflict_do_nothing(index_elements=keys)
-        )
-        conn.execute(stmt)
-        count += len(chunk)
-    return count
+    updates = [c for c in (update_columns if update_columns is not None else columns) if c not in keys]
+    stmt = insert(table)
+    set_ = {c: stmt.excluded[c] for c in updates}
+    if "updated_at" in table.c and "updated_at" not in set_ and set_:
+        set_["updated_at"] = func.now()
+    stmt = (
+        stmt.on_conflict_do_update(index_elements=keys, set_=set_)
+        if set_
+        else stmt.on_conflict_do_nothing(index_elements=keys)
+    )
+    # An executemany of one compiled statement: SQLAlchemy sends it as multi-row VALUES pages
+    # ("insertmanyvalues"), so a batch costs a few round trips and one compilation.
+    conn.execute(stmt, list(rows))
+    return len(rows)

@@ -83,7 +83,10 @@ def upsert_rates(database: DatabaseResource, rows: int) -> tuple[float, float]:
     ]
     with database.begin() as conn:
         conn.execute(
-            text("INSERT INTO users (id, email) VALUES ('bench', 'bench@example.com') ON CONFLICT DO NOTHING")
+            text(
+                "INSERT INTO users (id, email, timezone, status)"
+                " VALUES ('bench', 'bench@example.com', 'UTC', 'active') ON CONFLICT DO NOTHING"
+            )
         )
         conn.execute(text("DELETE FROM calendar_events WHERE user_id = 'bench'"))
     started = time.perf_counter()
@@ -132,6 +135,7 @@ def main() -> int:
 
         loop_seconds = plain_loop(google, database, user_ids)
         loop_events = count_events(database)
+        print(f"plain loop done: {loop_seconds:.1f} s, {loop_events} rows", flush=True)
         reset_sync_data(database)
 
         with tempfile.TemporaryDirectory() as dagster_home:
@@ -146,6 +150,7 @@ def main() -> int:
             }
             run_seconds = dagster_run(env, user_ids)
         run_events = count_events(database)
+        print(f"dagster run done: {run_seconds:.1f} s, {run_events} rows", flush=True)
         bulk_rate, single_rate = upsert_rates(database, args.upsert_rows)
     finally:
         sandbox.stop()

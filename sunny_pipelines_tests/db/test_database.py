@@ -93,3 +93,13 @@ def test_failures_count_up_and_success_resets(database, cipher):
         sync_state.record_success(conn, "u1", "drive", 5, cursor="tok")
         state = conn.execute(select(SyncState).where(SyncState.service == "drive")).one()
         assert (state.consecutive_failures, state.last_error, state.cursor) == (0, None, "tok")
+
+
+def test_reconnecting_keeps_sync_state(database, cipher):
+    with database.begin() as conn:
+        store_google_grants(conn, cipher, [grant("u1", "a@x.com")])
+        sync_state.record_success(conn, "u1", "calendar", 4, cursor="kept")
+        conn.execute(SyncState.__table__.update().values(interval_seconds=600))
+        store_google_grants(conn, cipher, [grant("u1", "a@x.com")])
+        state = conn.execute(select(SyncState).where(SyncState.service == "calendar")).one()
+    assert (state.interval_seconds, state.cursor) == (600, "kept")
