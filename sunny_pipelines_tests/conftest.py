@@ -100,3 +100,15 @@ def connected_users(database: DatabaseResource, cipher: TokenCipher, sandbox) ->
 @pytest.fixture
 def resources(database: DatabaseResource, cipher: TokenCipher, google: GoogleResource) -> dict:
     return {"database": database, "cipher": cipher, "google": google}
+
+
+@pytest.fixture
+def receiver(database: DatabaseResource) -> Iterator[str]:
+    """The webhook receiver served by uvicorn over HTTP, writing to the test database."""
+    from sunny_pipelines.webhooks import WebhookSettings, create_app, serve_in_thread
+
+    base_url, stop = serve_in_thread(
+        create_app(WebhookSettings(database_url=database.url)), "127.0.0.1", port=0
+    )
+    yield base_url
+    stop()

@@ -15,18 +15,8 @@ from sunny_pipelines.calendar.sync import sync_user_calendars
 from sunny_pipelines.db.models import CalendarEvent, WatchChannel, WebhookInbox
 from sunny_pipelines.partitions import TRIGGER_TAG
 from sunny_pipelines.resources.google import GoogleResource
-from sunny_pipelines.webhooks import WebhookSettings, create_app, serve_in_thread
 from sunny_pipelines_tests.calendar.helpers import user_calendar_client
 from sunny_pipelines_tests.stack import app_env, dagster_command, dagster_home, running, wait_for
-
-
-@pytest.fixture
-def receiver(database):
-    base_url, stop = serve_in_thread(
-        create_app(WebhookSettings(database_url=database.url)), "127.0.0.1", port=0
-    )
-    yield base_url
-    stop()
 
 
 def test_event_inserted_in_google_reaches_calendar_events_by_push_alone(
