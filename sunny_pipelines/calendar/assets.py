@@ -18,14 +18,20 @@ from sunny_pipelines.resources.google import GoogleResource
 # Inbox rows a calendar sync answers: any successful sync of the user covers them.
 CALENDAR_INBOX_SOURCES = ["google_calendar"]
 
+# Per-user assets of batched runs: one materialization per user that succeeded (see batched.py),
+# UI backfills split into runs of at most 50 users, the old "calendar" Celery queue as a pool.
+PER_USER_CALENDAR_ASSET: dict[str, Any] = {
+    "partitions_def": users,
+    "output_required": False,
+    "backfill_policy": dg.BackfillPolicy.multi_run(MAX_USERS_PER_RUN),
+    "pool": "calendar",
+    "group_name": "calendar",
+    "kinds": {"google", "sql"},
+}
+
 
 @dg.asset(
-    partitions_def=users,
-    output_required=False,
-    backfill_policy=dg.BackfillPolicy.multi_run(MAX_USERS_PER_RUN),
-    pool="calendar",
-    group_name="calendar",
-    kinds={"google", "sql"},
+    **PER_USER_CALENDAR_ASSET,
     description="Each user's Google Calendar events (instances of recurring series expanded), "
     "synced incrementally with Google's sync tokens. Cancelled events are kept as deleted rows.",
 )
@@ -48,9 +54,8 @@ def calendar_events(
             return None
         refresh_list = any(row.payload.get("service") == CALENDAR_LIST for row in claimed)
         try:
-            result = sync_user_calendars(
-                google.session(user_id), database, user_id, refresh_list=refresh_list
-            )
+            session = google.session(user_id)
+            result = sync_user_calendars(session, database, user_id, refresh_list=refresh_list)
         except Exception as exc:
             with database.begin() as conn:
                 inbox_rows.mark_failed(
@@ -61,9 +66,7 @@ def calendar_events(
             inbox_rows.mark_done(conn, [row.id for row in claimed], datetime.now(UTC))
         metadata = {**result.metadata(), "inbox_rows_done": len(claimed)}
         if google.webhook_base_url:
-            channels = ensure_calendar_channels(
-                google.session(user_id), database, user_id, google.webhook_base_url
-            )
+            channels = ensure_calendar_channels(session, database, user_id, google.webhook_base_url)
             metadata.update(channels.metadata())
         return metadata
 
@@ -71,12 +74,7 @@ def calendar_events(
 
 
 @dg.asset(
-    partitions_def=users,
-    output_required=False,
-    backfill_policy=dg.BackfillPolicy.multi_run(MAX_USERS_PER_RUN),
-    pool="calendar",
-    group_name="calendar",
-    kinds={"google", "sql"},
+    **PER_USER_CALENDAR_ASSET,
     description="Each user's Google Calendar push channels: one events.watch channel per calendar "
     "and one calendarList.watch channel, replaced before they expire.",
 )

@@ -1,11 +1,9 @@
 from collections.abc import Iterator
 
 import dagster as dg
-from sqlalchemy import update
 
 from sunny_pipelines.calendar.assets import calendar_events, calendar_watch_channels
 from sunny_pipelines.calendar.channels import departed_users_channels, stop_channel
-from sunny_pipelines.db.models import WatchChannel
 from sunny_pipelines.partitions import users
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleGrantError, GoogleResource
@@ -48,10 +46,7 @@ def stop_departed_user_channels(
             stop_channel(session, database, channel, "stopped")
         except Exception as exc:  # keep going: the channel expires at Google by itself
             context.log.warning(f"channel {channel.id} of user {user_id}: {exc}; marked stopped locally")
-            with database.begin() as conn:
-                conn.execute(
-                    update(WatchChannel).where(WatchChannel.id == channel.id).values(status="stopped")
-                )
+            stop_channel(None, database, channel, "stopped")
     context.log.info(f"stopped {len(departed)} channels of departed users")
     yield dg.Output(len(departed), metadata={"channels_stopped": len(departed)})
 

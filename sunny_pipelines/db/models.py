@@ -199,6 +199,3 @@ class WebhookInbox(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_webhook_inbox_status_id", "status", "id"),)
-
-
-TABLES = Base.metadata.sorted_tables

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, update
@@ -132,7 +132,3 @@ def mark_failed(conn: Connection, rows: Sequence[InboxRow], run_id: str, error: 
             .values(status="failed", processed_at=now, error=error[:4000], next_attempt_at=retry_at)
         ).rowcount
     return count
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

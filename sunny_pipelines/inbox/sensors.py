@@ -64,10 +64,10 @@ def plan_inbox_runs(
     Users are batched into partition ranges per job; each run key names the newest row the run
     covers and the attempt it is, so a re-request after a failure or a lost run is a new run.
     """
-    new_users = list(
-        dict.fromkeys(r.user_id for r in rows if r.user_id and r.user_id not in set(ordered_keys))
-    )
+    known = set(ordered_keys)
+    new_users = list(dict.fromkeys(r.user_id for r in rows if r.user_id and r.user_id not in known))
     keys = list(ordered_keys) + new_users
+    position = {key: index for index, key in enumerate(keys)}
     requests: list[dg.RunRequest] = []
     for job_name in sorted({JOB_FOR_SOURCE[r.source] for r in rows}):
         job_rows = [r for r in rows if JOB_FOR_SOURCE[r.source] == job_name and r.user_id]
@@ -75,7 +75,7 @@ def plan_inbox_runs(
         for row in job_rows:
             by_user.setdefault(row.user_id, []).append(row)  # type: ignore[arg-type]
         for start, end in plan_user_ranges(keys, by_user):
-            span = keys[keys.index(start) : keys.index(end) + 1]
+            span = keys[position[start] : position[end] + 1]
             covered = [row for user in span for row in by_user.get(user, [])]
             newest = max(row.id for row in covered)
             attempt = max(row.attempts for row in covered)
