@@ -58,7 +58,8 @@ def parse_rfc3339(value: str | None) -> datetime | None:
     if not value:
         return None
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # Stored in UTC: SQLite (the local default) keeps no offset, so a local time would shift.
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_event_time(value: dict[str, Any] | None) -> tuple[datetime | None, bool]:

@@ -36,7 +36,10 @@ def user_calendar_client(sandbox, user: dict) -> Any:
 
 def _comparable(row: dict[str, Any]) -> tuple:
     def norm(value: datetime | None) -> str | None:
-        return value.astimezone(UTC).isoformat() if value else None
+        if value is None:
+            return None
+        # SQLite hands back naive datetimes; everything is stored in UTC.
+        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
 
     return (
         row["calendar_id"],

@@ -90,6 +90,7 @@ def test_event_row_timed_instance():
     row = event_row("u1", "ada@example.com", event)
     assert row["start_time"] == datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
     assert row["end_time"] == datetime(2026, 11, 30, 15, 30, tzinfo=UTC)
+    assert row["start_time"].tzinfo is UTC  # normalised: SQLite would drop the +01:00
     assert row["is_all_day"] is False
     assert row["recurring_event_id"] == "series1"
     assert row["organizer_email"] == "boss@example.com"
