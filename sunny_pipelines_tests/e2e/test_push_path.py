@@ -1,10 +1,15 @@
 """End to end, every part real: PostgreSQL, the sandbox, the webhook receiver over HTTP and a
 Dagster daemon with its sensors. A change made through the Google client reaches
-`calendar_events` by the push path alone (sandbox → receiver → inbox → sensor → run)."""
+`calendar_events` by the push path alone (sandbox → receiver → inbox → sensor → run), also when
+the run worker handling it is killed mid-way."""
 
 from __future__ import annotations
 
+import os
+import signal
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -12,26 +17,29 @@ from sqlalchemy import select
 
 from sunny_pipelines.calendar.channels import ensure_calendar_channels
 from sunny_pipelines.calendar.sync import sync_user_calendars
-from sunny_pipelines.db.models import CalendarEvent, WatchChannel, WebhookInbox
+from sunny_pipelines.db.models import CalendarEvent, WebhookInbox
 from sunny_pipelines.partitions import TRIGGER_TAG
 from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines_tests.calendar.helpers import user_calendar_client
 from sunny_pipelines_tests.stack import app_env, dagster_command, dagster_home, running, wait_for
 
 
-def test_event_inserted_in_google_reaches_calendar_events_by_push_alone(
-    tmp_path, database, cipher, sandbox, connected_users, receiver
-):
+@dataclass
+class Stack:
+    home: Path
+    daemon_pid: int
+    log: Path
+
+
+@pytest.fixture
+def stack(tmp_path, database, cipher, sandbox, connected_users, receiver):
+    """Ada synced with live channels (as after her first run), and a Dagster daemon running."""
     ada = connected_users[0]
     google = GoogleResource(
         database=database, cipher=cipher, sandbox_url=sandbox.base_url, webhook_base_url=receiver
     )
-    # The user's first sync and channels, as their first run does.
     sync_user_calendars(google.session(ada["id"]), database, ada["id"])
     ensure_calendar_channels(google.session(ada["id"]), database, ada["id"], receiver)
-    with database.begin() as conn:
-        assert conn.execute(select(WatchChannel.id).where(WatchChannel.user_id == ada["id"])).first()
-
     home = dagster_home(tmp_path / "dagster_home", [u["id"] for u in connected_users])
     env = app_env(
         home=home,
@@ -40,42 +48,93 @@ def test_event_inserted_in_google_reaches_calendar_events_by_push_alone(
         sandbox_url=sandbox.base_url,
         webhook_url=receiver,
     )
-    daemon = dagster_command("dagster-daemon", "run", "-w", "workspace.yaml")
-    with running(daemon, env, tmp_path / "daemon.log"):
-        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
-        created = (
-            user_calendar_client(sandbox, ada)
-            .events()
-            .insert(
-                calendarId="primary",
-                body={
-                    "summary": "Pushed through",
-                    "location": "https://meet.google.com/abc-defg-hij",
-                    "start": {"dateTime": start.isoformat()},
-                    "end": {"dateTime": (start + timedelta(minutes=45)).isoformat()},
-                },
+    log = tmp_path / "daemon.log"
+    with running(dagster_command("dagster-daemon", "run", "-w", "workspace.yaml"), env, log) as daemon:
+        yield Stack(home, daemon.pid, log)
+
+
+def insert_event(sandbox, user: dict, summary: str) -> dict:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    body = {
+        "summary": summary,
+        "location": "https://meet.google.com/abc-defg-hij",
+        "start": {"dateTime": start.isoformat()},
+        "end": {"dateTime": (start + timedelta(minutes=45)).isoformat()},
+    }
+    return user_calendar_client(sandbox, user).events().insert(calendarId="primary", body=body).execute()
+
+
+def wait_for_event(database, stack: Stack, user_id: str, event_id: str) -> str:
+    def stored() -> object:
+        with database.begin() as conn:
+            query = select(CalendarEvent.meeting_url).where(
+                CalendarEvent.user_id == user_id, CalendarEvent.event_id == event_id
             )
-            .execute()
-        )
+            return conn.execute(query).scalar()
 
-        def stored() -> object:
-            with database.begin() as conn:
-                return conn.execute(
-                    select(CalendarEvent.meeting_url).where(
-                        CalendarEvent.user_id == ada["id"], CalendarEvent.event_id == created["id"]
-                    )
-                ).first()
+    try:
+        wait_for(stored, timeout=120, interval=0.2)
+    except TimeoutError:
+        pytest.fail("event never arrived; daemon log:\n" + stack.log.read_text()[-5000:])
+    return stored()
 
-        try:
-            wait_for(stored, timeout=120, interval=0.2)
-        except TimeoutError:
-            pytest.fail("event never arrived; daemon log:\n" + (tmp_path / "daemon.log").read_text()[-5000:])
 
-    assert stored()[0] == "https://meet.google.com/abc-defg-hij"
+def inbox_rows(database) -> list:
     with database.begin() as conn:
-        rows = conn.execute(select(WebhookInbox.status, WebhookInbox.claimed_by)).all()
-    assert rows and all(status == "done" for status, _ in rows)
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        runs = [instance.get_run_by_id(run_id) for _, run_id in rows]
+        return conn.execute(select(WebhookInbox.__table__).order_by(WebhookInbox.id)).all()
+
+
+def test_event_inserted_in_google_reaches_calendar_events_by_push_alone(
+    database, sandbox, connected_users, stack
+):
+    ada = connected_users[0]
+    created = insert_event(sandbox, ada, "Pushed through")
+    assert wait_for_event(database, stack, ada["id"], created["id"]) == "https://meet.google.com/abc-defg-hij"
+
+    rows = inbox_rows(database)
+    assert rows and all(row.status == "done" for row in rows)
+    with dg.DagsterInstance.from_config(str(stack.home)) as instance:
+        runs = [instance.get_run_by_id(row.claimed_by) for row in rows]
         assert {run.tags.get(TRIGGER_TAG) for run in runs} == {"inbox"}
-        assert all(run.tags.get("dagster/sensor_name") == "webhook_inbox_sensor" for run in runs)
+        assert {run.tags.get("dagster/sensor_name") for run in runs} == {"webhook_inbox_sensor"}
+
+
+def run_workers(daemon_pid: int) -> list[int]:
+    """Run worker processes in the daemon's process group (the code server spawns them)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            if os.getpgid(int(entry.name)) == daemon_pid and b"spawn_main" in cmdline:
+                pids.append(int(entry.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return pids
+
+
+def test_rows_of_a_killed_run_worker_are_synced_by_the_next_run(database, sandbox, connected_users, stack):
+    ada = connected_users[0]
+    created = insert_event(sandbox, ada, "Survives a crash")
+    # The run that picks the notification up hangs on its first Google call…
+    sandbox.world.inject_fault("latency", user_email=ada["email"], count=1, latency_ms=60_000)
+
+    def claimed() -> object:
+        rows = inbox_rows(database)
+        return rows and rows[0].claimed_by and rows[0].status == "pending"
+
+    wait_for(claimed, timeout=60, interval=0.2)
+    killed_run = inbox_rows(database)[0].claimed_by
+    wait_for(lambda: run_workers(stack.daemon_pid), timeout=10)
+    # …and its worker process is killed.
+    for pid in run_workers(stack.daemon_pid):
+        os.kill(pid, signal.SIGKILL)
+    sandbox.world.clear_faults()
+
+    assert wait_for_event(database, stack, ada["id"], created["id"])
+    wait_for(lambda: all(row.status == "done" for row in inbox_rows(database)), timeout=30)
+    [row] = inbox_rows(database)
+    assert row.attempts == 2 and row.claimed_by != killed_run
+    with dg.DagsterInstance.from_config(str(stack.home)) as instance:
+        assert instance.get_run_by_id(killed_run).status == dg.DagsterRunStatus.FAILURE
