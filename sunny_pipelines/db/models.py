@@ -71,6 +71,9 @@ class GoogleConnection(Base):
     created_at: Mapped[datetime] = _now_default()
     updated_at: Mapped[datetime] = _now_default()
 
+    # Gmail push names a mailbox, matched case-insensitively by the webhook receiver.
+    __table_args__ = (Index("ix_google_connections_google_email_lower", func.lower(google_email)),)
+
 
 class UserSession(Base):
     __tablename__ = "user_sessions"

@@ -1,10 +1,12 @@
 from datetime import UTC, datetime, timedelta
 
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
 from sunny_pipelines.accounts.grants import store_google_grants
 from sunny_pipelines.db import sync_state
-from sunny_pipelines.db.models import CalendarEvent, GoogleConnection, SyncState, User
+from sunny_pipelines.db.models import Base, CalendarEvent, GoogleConnection, SyncState, User
 from sunny_pipelines.db.upserts import upsert
 
 CONTRACT_TABLES = {
@@ -34,6 +36,11 @@ def grant(user_id: str, email: str) -> dict:
 def test_migrations_create_the_contract_tables(database):
     tables = set(inspect(database.engine).get_table_names())
     assert tables >= CONTRACT_TABLES
+
+
+def test_migrations_and_models_agree(database):
+    with database.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 
 
 def test_grants_are_stored_encrypted_and_reconnect_reactivates(database, cipher):
