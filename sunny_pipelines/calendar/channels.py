@@ -44,10 +44,6 @@ class ChannelPlan:
     to_stop: list[Channel]  # their calendar left the user's list
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 def plan_channels(
     calendar_ids: list[str], active: list[Channel], now: datetime, renew_within: timedelta = RENEW_WITHIN
 ) -> ChannelPlan:
@@ -60,13 +56,13 @@ def plan_channels(
     horizon = now + renew_within
     for target in wanted:
         channels = by_target.pop(target, [])
-        fresh = [c for c in channels if (_aware(c.expires_at) or now) > horizon]
+        fresh = [c for c in channels if (c.expires_at or now) > horizon]
         if not fresh:
             plan.to_open.append(target)
             plan.to_replace.extend(channels)
         else:
             # Keep the longest-lived one; extra channels on one target only duplicate notifications.
-            keep = max(fresh, key=lambda c: _aware(c.expires_at) or now)
+            keep = max(fresh, key=lambda c: c.expires_at or now)
             plan.to_replace.extend(c for c in channels if c is not keep)
     for leftovers in by_target.values():
         plan.to_stop.extend(leftovers)
@@ -273,7 +269,7 @@ def users_with_channel_work(conn: Connection, now: datetime, services: list[str]
                 WatchChannel.user_id, WatchChannel.service, WatchChannel.target, WatchChannel.expires_at
             ).where(WatchChannel.status == "active")
         )
-        if (_aware(expires_at) or now) > horizon
+        if (expires_at or now) > horizon
     }
     return {
         user_id

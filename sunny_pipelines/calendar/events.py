@@ -58,7 +58,7 @@ def parse_rfc3339(value: str | None) -> datetime | None:
     if not value:
         return None
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    # Stored in UTC: SQLite (the local default) keeps no offset, so a local time would shift.
+    # Rows hold UTC instants; the event's own zone is kept in `time_zone`.
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -5,7 +5,7 @@ Every table that holds user data carries ``user_id``; every query filters on it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -29,12 +30,33 @@ JsonType = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+class UtcDateTime(TypeDecorator):
+    """A timestamp with time zone, always read and written as an aware UTC datetime.
+
+    SQLite (the local default) stores no offset and hands back naive values; normalising here
+    means no caller has to special-case it.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
 
 
 def _now_default() -> Any:
-    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    return mapped_column(UtcDateTime(), server_default=func.now(), nullable=False)
 
 
 class User(Base):
@@ -61,12 +83,12 @@ class GoogleConnection(Base):
     # Fernet ciphertexts; never logged, never stored in clear.
     access_token: Mapped[str | None] = mapped_column(Text)
     refresh_token: Mapped[str | None] = mapped_column(Text)
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     scopes: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
     # active | needs_reauth | revoked
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
-    last_validated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_validated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_refreshed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now_default()
     updated_at: Mapped[datetime] = _now_default()
@@ -80,7 +102,7 @@ class UserSession(Base):
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
     created_at: Mapped[datetime] = _now_default()
 
     __table_args__ = (Index("ix_user_sessions_expires_at", "expires_at"),)
@@ -96,7 +118,7 @@ class SyncState(Base):
     service: Mapped[str] = mapped_column(String(32), primary_key=True)
     cursor: Mapped[str | None] = mapped_column(Text)
     interval_seconds: Mapped[int] = mapped_column(Integer, nullable=False, default=1800)
-    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_synced_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_change_count: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -118,11 +140,11 @@ class WatchChannel(Base):
     # SHA-256 of the per-channel secret token Google echoes back; the token itself is not stored.
     token_hash: Mapped[str | None] = mapped_column(String(64))
     address: Mapped[str | None] = mapped_column(Text)
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # active | stopped | expired | replaced
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
     created_at: Mapped[datetime] = _now_default()
-    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_watch_channels_user_service", "user_id", "service", "status"),)
 
@@ -140,7 +162,7 @@ class UserCalendar(Base):
     time_zone: Mapped[str | None] = mapped_column(String(64))
     sync_token: Mapped[str | None] = mapped_column(Text)
     # Set when the calendar left the user's list; its events are then marked deleted.
-    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = _now_default()
 
 
@@ -158,8 +180,8 @@ class CalendarEvent(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     location: Mapped[str | None] = mapped_column(Text)
-    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    start_time: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    end_time: Mapped[datetime | None] = mapped_column(UtcDateTime())
     is_all_day: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     time_zone: Mapped[str | None] = mapped_column(String(64))
     organizer_email: Mapped[str | None] = mapped_column(String(320))
@@ -167,10 +189,10 @@ class CalendarEvent(Base):
     meeting_url: Mapped[str | None] = mapped_column(Text)
     meeting_platform: Mapped[str | None] = mapped_column(String(20))
     recurring_event_id: Mapped[str | None] = mapped_column(String(256))
-    original_start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    original_start_time: Mapped[datetime | None] = mapped_column(UtcDateTime())
     html_link: Mapped[str | None] = mapped_column(Text)
-    updated: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     synced_at: Mapped[datetime] = _now_default()
 
     __table_args__ = (
@@ -195,10 +217,10 @@ class WebhookInbox(Base):
     # pending | done | failed | rejected
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     claimed_by: Mapped[str | None] = mapped_column(String(64))
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_webhook_inbox_status_id", "status", "id"),)

@@ -14,8 +14,6 @@ from sunny_pipelines.db.upserts import upsert
 def is_due(last_synced_at: datetime | None, interval_seconds: int, now: datetime) -> bool:
     if last_synced_at is None:
         return True
-    if last_synced_at.tzinfo is None:  # SQLite returns naive UTC
-        last_synced_at = last_synced_at.replace(tzinfo=UTC)
     return (now - last_synced_at).total_seconds() >= interval_seconds
 
 

@@ -45,15 +45,9 @@ def needs_new_run(row: InboxRow, run_is_alive: bool | None, now: datetime) -> bo
     """
     if row.status == "failed":
         return True  # the query only returns failed rows whose backoff is over
-    received = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=UTC)
     if row.claimed_by is None:
-        return now - received > UNCLAIMED_LEASE
-    claimed = (
-        row.claimed_at
-        if row.claimed_at and row.claimed_at.tzinfo
-        else (row.claimed_at or now).replace(tzinfo=UTC)
-    )
-    return not run_is_alive or now - claimed > CLAIMED_LEASE
+        return now - row.received_at > UNCLAIMED_LEASE
+    return not run_is_alive or now - (row.claimed_at or now) > CLAIMED_LEASE
 
 
 def plan_inbox_runs(

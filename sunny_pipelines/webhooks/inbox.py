@@ -89,11 +89,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything the app writes is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def insert_inbox_row(
     conn: Connection,
     *,
@@ -143,7 +138,7 @@ def store_channel_notification(engine: Engine, endpoint: str, note: ChannelNotif
             raise Rejected(403, "bad_channel_token", ref)
         if row.resource_id and row.resource_id != note.resource_id:
             raise Rejected(403, "resource_mismatch", ref)
-        if row.status == "expired" or (row.expires_at is not None and _aware(row.expires_at) <= _now()):
+        if row.status == "expired" or (row.expires_at is not None and row.expires_at <= _now()):
             raise Rejected(403, "channel_expired", ref)
         if row.status != "active":
             raise Rejected(403, "channel_inactive", ref)

@@ -36,10 +36,7 @@ def user_calendar_client(sandbox, user: dict) -> Any:
 
 def _comparable(row: dict[str, Any]) -> tuple:
     def norm(value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        # SQLite hands back naive datetimes; everything is stored in UTC.
-        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
+        return value.astimezone(UTC).isoformat() if value else None
 
     return (
         row["calendar_id"],
