@@ -32,6 +32,26 @@ ISSUER = "https://accounts.google.com"
 TOKEN_TTL = 3600
 
 
+def self_signed_key_and_cert(
+    common_name: str, valid_for: timedelta = timedelta(days=14)
+) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """An RSA key and its self-signed certificate, as a token signer publishes in its certs."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + valid_for)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
 class PushSigner:
     """An RSA key with its self-signed certificate, created on first use (key generation costs ~0.1 s)."""
 
@@ -44,21 +64,7 @@ class PushSigner:
     def _ensure(self) -> rsa.RSAPrivateKey:
         with self._lock:
             if self._key is None:
-                key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-                name = x509.Name(
-                    [x509.NameAttribute(NameOID.COMMON_NAME, "sunny-sandbox.googleusercontent.com")]
-                )
-                now = datetime.now(UTC)
-                cert = (
-                    x509.CertificateBuilder()
-                    .subject_name(name)
-                    .issuer_name(name)
-                    .public_key(key.public_key())
-                    .serial_number(x509.random_serial_number())
-                    .not_valid_before(now - timedelta(days=1))
-                    .not_valid_after(now + timedelta(days=14))
-                    .sign(key, hashes.SHA256())
-                )
+                key, cert = self_signed_key_and_cert("sunny-sandbox.googleusercontent.com")
                 self._cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
                 self.kid = hashlib.sha1(cert.fingerprint(hashes.SHA256())).hexdigest()
                 self._key = key

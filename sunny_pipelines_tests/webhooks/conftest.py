@@ -15,16 +15,15 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from sunny_pipelines.db.models import GoogleConnection, User, WatchChannel, WebhookInbox
 from sunny_pipelines.resources.cipher import channel_token_hash
 from sunny_pipelines.resources.database import DatabaseResource
+from sunny_pipelines.sandbox.push import self_signed_key_and_cert
 from sunny_pipelines.webhooks import WebhookSettings, create_app
 
 ATTENDEE_SECRET = base64.b64encode(b"attendee-test-signing-key-0123456789").decode()
@@ -35,19 +34,7 @@ KID = "test-kid-1"
 
 
 def _key_and_cert(common_name: str) -> tuple[rsa.RSAPrivateKey, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=2))
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = self_signed_key_and_cert(common_name, valid_for=timedelta(days=2))
     return key, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
