@@ -11,9 +11,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sunny_pipelines.accounts.grants import store_google_grants
 from sunny_pipelines.db import migrate
 from sunny_pipelines.db.engine import normalize_url
+from sunny_pipelines.db.grants import store_google_grants
 from sunny_pipelines.db.models import Base
 from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource

@@ -16,7 +16,7 @@ from googleapiclient.errors import HttpError
 from sqlalchemy import Connection, delete, select, update
 
 from sunny_pipelines.db.models import GoogleConnection, User, UserCalendar, WatchChannel
-from sunny_pipelines.resources.cipher import channel_token_hash, new_channel_token
+from sunny_pipelines.db.secrets import channel_token_digest, new_channel_token
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleSession
 
@@ -158,7 +158,7 @@ def open_channel(
                 user_id=user_id,
                 service=service,
                 target=target,
-                token_hash=channel_token_hash(token),
+                token_hash=channel_token_digest(token),
                 address=address,
                 expires_at=requested_expiry,
                 status="active",

@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select, update
 
+from sunny_pipelines.db.grants import usable_grant_clause
 from sunny_pipelines.db.models import GoogleConnection, SyncState, User
 from sunny_pipelines.db.upserts import upsert
+
+# The model's default cadence, for a service whose domain names none.
+DEFAULT_INTERVAL_SECONDS = 30 * 60
 
 
 def is_due(last_synced_at: datetime | None, interval_seconds: int, now: datetime) -> bool:
@@ -25,7 +29,7 @@ def due_users(
         select(User.id, SyncState.last_synced_at, SyncState.interval_seconds)
         .join(GoogleConnection, GoogleConnection.user_id == User.id)
         .outerjoin(SyncState, (SyncState.user_id == User.id) & (SyncState.service == service))
-        .where(User.status == "active", GoogleConnection.status == "active")
+        .where(usable_grant_clause())
     )
     if user_ids is not None:
         query = query.where(User.id.in_(list(user_ids)))
@@ -37,11 +41,20 @@ def due_users(
 
 
 def record_success(
-    conn: Connection, user_id: str, service: str, change_count: int, cursor: str | None = None
+    conn: Connection,
+    user_id: str,
+    service: str,
+    change_count: int,
+    cursor: str | None = None,
+    *,
+    default_interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
 ) -> None:
+    """Record a successful sync. The interval is only set when the row is created: a tuned
+    interval survives every later sync."""
     values = {
         "user_id": user_id,
         "service": service,
+        "interval_seconds": default_interval_seconds,
         "last_synced_at": datetime.now(UTC),
         "last_change_count": change_count,
         "last_error": None,
@@ -49,14 +62,30 @@ def record_success(
     }
     if cursor is not None:
         values["cursor"] = cursor
-    upsert(conn, SyncState.__table__, [values], ["user_id", "service"])
+    updates = [column for column in values if column != "interval_seconds"]
+    upsert(conn, SyncState.__table__, [values], ["user_id", "service"], update_columns=updates)
 
 
-def record_failure(conn: Connection, user_id: str, service: str, error: str) -> None:
+def record_failure(
+    conn: Connection,
+    user_id: str,
+    service: str,
+    error: str,
+    *,
+    default_interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
+) -> None:
     upsert(
         conn,
         SyncState.__table__,
-        [{"user_id": user_id, "service": service, "last_error": error[:2000], "consecutive_failures": 0}],
+        [
+            {
+                "user_id": user_id,
+                "service": service,
+                "interval_seconds": default_interval_seconds,
+                "last_error": error[:2000],
+                "consecutive_failures": 0,
+            }
+        ],
         ["user_id", "service"],
         update_columns=["last_error"],
     )

@@ -1,37 +1,10 @@
-"""Token encryption at rest: Fernet, key from SUNNY_TOKEN_KEY."""
+"""Token encryption at rest as a resource: Fernet, key from SUNNY_TOKEN_KEY."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
-import secrets
-from pathlib import Path
-
 import dagster as dg
-from cryptography.fernet import Fernet, InvalidToken
 
-from sunny_pipelines.db.engine import LOCAL_STATE_DIR
-
-LOCAL_KEY_FILE = LOCAL_STATE_DIR / "token.key"
-
-
-def local_dev_key(path: Path = LOCAL_KEY_FILE) -> str:
-    """A per-checkout key for local use, created once with owner-only permissions.
-
-    Production sets SUNNY_TOKEN_KEY; this keeps `dagster dev` and the CLI tools agreeing on a
-    key without a secret committed anywhere.
-    """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(Fernet.generate_key().decode())
-    return path.read_text().strip()
-
-
-class TokenDecryptionError(Exception):
-    """A stored token cannot be decrypted with the configured key (wrong or rotated key)."""
+from sunny_pipelines.db.secrets import TokenCrypto, TokenDecryptionError
 
 
 class TokenCipher(dg.ConfigurableResource):
@@ -40,34 +13,14 @@ class TokenCipher(dg.ConfigurableResource):
     # Empty means the local development key file (never a production setting).
     key: str = ""
 
-    def _fernet(self) -> Fernet:
-        return Fernet((self.key or local_dev_key()).encode())
+    def crypto(self) -> TokenCrypto:
+        return TokenCrypto(self.key)
 
     def encrypt(self, plaintext: str | None) -> str | None:
-        if plaintext is None:
-            return None
-        return self._fernet().encrypt(plaintext.encode()).decode()
+        return self.crypto().encrypt(plaintext)
 
     def decrypt(self, ciphertext: str | None) -> str | None:
-        if ciphertext is None:
-            return None
-        try:
-            return self._fernet().decrypt(ciphertext.encode()).decode()
-        except InvalidToken as exc:
-            raise TokenDecryptionError("stored token cannot be decrypted with SUNNY_TOKEN_KEY") from exc
+        return self.crypto().decrypt(ciphertext)
 
 
-def new_channel_token() -> str:
-    """A per-channel secret that Google echoes back in X-Goog-Channel-Token (≤ 256 chars)."""
-    return secrets.token_urlsafe(32)
-
-
-def channel_token_hash(token: str) -> str:
-    """What `watch_channels.token_hash` stores: enough to verify a token, useless to forge one."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def channel_token_matches(token: str | None, token_hash: str | None) -> bool:
-    if not token or not token_hash:
-        return False
-    return hmac.compare_digest(channel_token_hash(token), token_hash)
+__all__ = ["TokenCipher", "TokenDecryptionError"]

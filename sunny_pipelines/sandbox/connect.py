@@ -12,12 +12,12 @@ import sys
 
 import requests
 
-from sunny_pipelines.accounts.grants import store_google_grants
 from sunny_pipelines.db.engine import database_url_from_env, get_engine
-from sunny_pipelines.resources.cipher import TokenCipher
+from sunny_pipelines.db.grants import store_google_grants
+from sunny_pipelines.db.secrets import TokenCrypto
 
 
-def connect_users(sandbox_url: str, database_url: str, cipher: TokenCipher, limit: int | None = None) -> int:
+def connect_users(sandbox_url: str, database_url: str, cipher: TokenCrypto, limit: int | None = None) -> int:
     response = requests.get(sandbox_url.rstrip("/") + "/sandbox/users", timeout=30)
     response.raise_for_status()
     grants = response.json()[:limit] if limit else response.json()
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", required=True, help="the sandbox base URL, e.g. http://127.0.0.1:8765")
     parser.add_argument("--limit", type=int, default=None, help="connect only the first N users")
     args = parser.parse_args(argv)
-    cipher = TokenCipher(key=os.environ.get("SUNNY_TOKEN_KEY", ""))
+    cipher = TokenCrypto(os.environ.get("SUNNY_TOKEN_KEY", ""))
     count = connect_users(args.url, database_url_from_env(), cipher, args.limit)
     print(f"connected {count} sandbox users", file=sys.stderr)
     return 0

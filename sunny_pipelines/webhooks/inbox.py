@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from sunny_pipelines.db.models import GoogleConnection, User, WatchChannel, WebhookInbox
-from sunny_pipelines.resources.cipher import channel_token_matches
+from sunny_pipelines.db.secrets import channel_token_matches
 
 log = logging.getLogger(__name__)
 

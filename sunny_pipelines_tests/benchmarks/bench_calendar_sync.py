@@ -22,8 +22,8 @@ import dagster as dg
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from sunny_pipelines.accounts.grants import store_google_grants
 from sunny_pipelines.calendar.sync import sync_user_calendars
+from sunny_pipelines.db.grants import store_google_grants
 from sunny_pipelines.db.models import CalendarEvent
 from sunny_pipelines.db.upserts import upsert
 from sunny_pipelines.partitions import range_tags

@@ -28,9 +28,9 @@ import dagster as dg
 import requests
 from sqlalchemy import func, select
 
-from sunny_pipelines.accounts.grants import store_google_grants
 from sunny_pipelines.calendar.channels import ensure_calendar_channels
 from sunny_pipelines.calendar.sync import sync_user_calendars
+from sunny_pipelines.db.grants import store_google_grants
 from sunny_pipelines.db.models import CalendarEvent, WebhookInbox
 from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource

@@ -16,10 +16,10 @@ from sunny_pipelines.calendar.schedules import (
     calendar_webhook_renewal_schedule,
 )
 from sunny_pipelines.db.models import GoogleConnection, User, UserCalendar, WatchChannel, WebhookInbox
+from sunny_pipelines.db.secrets import channel_token_digest
 from sunny_pipelines.definitions import build_defs
 from sunny_pipelines.inbox.sensors import webhook_inbox_sensor
 from sunny_pipelines.partitions import range_tags
-from sunny_pipelines.resources.cipher import channel_token_hash
 from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines_tests.calendar.test_runs import evaluate_schedule, evaluate_sensor
 from sunny_pipelines_tests.stack import wait_for
@@ -71,7 +71,7 @@ def test_first_sync_opens_a_channel_per_calendar_and_one_for_the_list(
     assert set(live) == {r.id for r in rows}
     for row in rows:
         # Google holds the secret; we hold only its hash.
-        assert row.token_hash == channel_token_hash(live[row.id].token)
+        assert row.token_hash == channel_token_digest(live[row.id].token)
         assert row.resource_id == live[row.id].resource_id
         assert row.expires_at > datetime.now(UTC) + timedelta(days=6)
 

@@ -4,8 +4,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
-from sunny_pipelines.accounts.grants import store_google_grants
 from sunny_pipelines.db import sync_state
+from sunny_pipelines.db.grants import store_google_grants
 from sunny_pipelines.db.models import Base, CalendarEvent, GoogleConnection, SyncState, User
 from sunny_pipelines.db.upserts import upsert
 

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from sunny_pipelines.db.models import GoogleConnection, User, WatchChannel, WebhookInbox
-from sunny_pipelines.resources.cipher import channel_token_hash
+from sunny_pipelines.db.secrets import channel_token_digest
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.sandbox.push import self_signed_key_and_cert
 from sunny_pipelines.webhooks import WebhookSettings, create_app
@@ -182,7 +182,7 @@ def add_channel(
                 service=service,
                 target=target,
                 resource_id=resource_id,
-                token_hash=channel_token_hash(token),
+                token_hash=channel_token_digest(token),
                 address="https://hooks.example.test/webhooks/google/calendar",
                 expires_at=None if expires_in is None else datetime.now(UTC) + expires_in,
                 status=status,

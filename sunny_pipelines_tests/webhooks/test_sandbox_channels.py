@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import update
 
 from sunny_pipelines.db.models import WatchChannel
-from sunny_pipelines.resources.cipher import channel_token_hash, new_channel_token
+from sunny_pipelines.db.secrets import channel_token_digest, new_channel_token
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.webhooks import WebhookSettings, create_app, serve_in_thread
 from sunny_pipelines_tests.webhooks.conftest import inbox_rows
@@ -38,7 +38,7 @@ def test_sandbox_calendar_change_reaches_the_inbox(
                 user_id=user["id"],
                 service="calendar_events",
                 target="primary",
-                token_hash=channel_token_hash(token),
+                token_hash=channel_token_digest(token),
                 address=f"{served}/webhooks/google/calendar",
                 expires_at=datetime.now(UTC) + timedelta(days=7),
                 status="active",

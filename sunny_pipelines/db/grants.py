@@ -1,0 +1,75 @@
+"""Google grants: storing them (what the frontend's OAuth callback does) and the one rule for
+when a grant can be used.
+
+A grant is *usable* when its user is active and the connection is active: only then does any
+sync, channel or token refresh act for the user. A user is *present* while active with a grant
+that is usable or waiting for re-consent: present users keep their `users` partition (operators
+see why it fails) and their channels; users who are not present have left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, Connection, and_
+
+from sunny_pipelines.db.models import GoogleConnection, User
+from sunny_pipelines.db.upserts import upsert
+from sunny_pipelines.vocabulary import GrantStatus, UserStatus
+
+PRESENT_GRANT_STATUSES = (GrantStatus.ACTIVE, GrantStatus.NEEDS_REAUTH)
+
+
+def grant_is_usable(user_status: str | None, grant_status: str | None) -> bool:
+    return user_status == UserStatus.ACTIVE and grant_status == GrantStatus.ACTIVE
+
+
+def user_is_present(user_status: str | None, grant_status: str | None) -> bool:
+    return user_status == UserStatus.ACTIVE and grant_status in PRESENT_GRANT_STATUSES
+
+
+def usable_grant_clause() -> ColumnElement[bool]:
+    """`grant_is_usable` as SQL, over a query joining `users` and `google_connections`."""
+    return and_(User.status == UserStatus.ACTIVE, GoogleConnection.status == GrantStatus.ACTIVE)
+
+
+class Encrypter(Protocol):
+    def encrypt(self, plaintext: str | None) -> str | None: ...
+
+
+def store_google_grants(conn: Connection, cipher: Encrypter, grants: Iterable[Mapping[str, Any]]) -> int:
+    """Create or update users and their active Google connections, tokens encrypted.
+
+    Each grant: ``id``, ``email``, ``name``, ``timezone``, ``access_token``, ``refresh_token``,
+    ``expires_in`` (seconds), ``scopes``. Re-consent reactivates a ``needs_reauth`` connection.
+    Sync state rows appear with each service's first sync, with that domain's default interval.
+    """
+    now = datetime.now(UTC)
+    users, connections = [], []
+    for grant in grants:
+        users.append(
+            {
+                "id": grant["id"],
+                "email": grant["email"],
+                "name": grant.get("name"),
+                "timezone": grant.get("timezone") or "UTC",
+                "status": UserStatus.ACTIVE,
+            }
+        )
+        connections.append(
+            {
+                "user_id": grant["id"],
+                "google_email": grant["email"],
+                "access_token": cipher.encrypt(grant["access_token"]),
+                "refresh_token": cipher.encrypt(grant["refresh_token"]),
+                "expires_at": now + timedelta(seconds=int(grant.get("expires_in", 3600))),
+                "scopes": list(grant.get("scopes") or []),
+                "status": GrantStatus.ACTIVE,
+                "last_error": None,
+            }
+        )
+    upsert(conn, User.__table__, users, ["id"])
+    upsert(conn, GoogleConnection.__table__, connections, ["user_id"])
+    return len(users)

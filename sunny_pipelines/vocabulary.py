@@ -1,0 +1,83 @@
+"""The product's words, shared by every package (the receiver too: this module imports no Dagster).
+
+Columns store the enum values; comparing a row's string with a member works because these are
+StrEnums.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Service(StrEnum):
+    """What `sync_state.service` names: one incremental cursor and cadence per (user, service)."""
+
+    CALENDAR = "calendar"
+    CALENDAR_LIST = "calendar_list"
+    DRIVE = "drive"
+    GMAIL = "gmail"
+    MEETINGS = "meetings"
+
+
+class Source(StrEnum):
+    """Who sent a `webhook_inbox` row. Google channel sources are ``google_<endpoint>``: the
+    receiver's `/webhooks/google/<endpoint>` path names them."""
+
+    GOOGLE_CALENDAR = "google_calendar"
+    GOOGLE_DRIVE = "google_drive"
+    GOOGLE_GMAIL = "google_gmail"
+    ATTENDEE = "attendee"
+
+    @classmethod
+    def for_google_endpoint(cls, endpoint: str) -> Source | None:
+        try:
+            return cls(f"google_{endpoint}")
+        except ValueError:
+            return None
+
+
+class InboxStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    # Failed with an attempt left (retried after its backoff) or a dead letter (attempts used).
+    FAILED = "failed"
+    # Authenticated but unusable, such as a mailbox we no longer serve; never processed.
+    REJECTED = "rejected"
+
+
+class Trigger(StrEnum):
+    """Why a per-user run was launched (`sunny/trigger` tag); it decides whom the run works on."""
+
+    SCHEDULE = "schedule"  # users whose interval has elapsed, plus users with inbox rows
+    INBOX = "inbox"  # users with inbox rows to answer
+    FIRST_SYNC = "first_sync"  # every user in the range: they were just connected
+    BACKFILL = "backfill"  # every user in the range: an operator asked (no tag: a UI backfill)
+
+
+class UserStatus(StrEnum):
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class GrantStatus(StrEnum):
+    """`google_connections.status`."""
+
+    ACTIVE = "active"
+    NEEDS_REAUTH = "needs_reauth"
+    REVOKED = "revoked"
+
+
+class ChannelKind(StrEnum):
+    """What a Google push channel watches (`watch_channels.service`)."""
+
+    CALENDAR_EVENTS = "calendar_events"  # events.watch on one calendar
+    CALENDAR_LIST = "calendar_list"  # calendarList.watch: calendars added or removed
+    DRIVE_CHANGES = "drive"  # changes.watch
+    GMAIL_MAILBOX = "gmail"  # users.watch (Pub/Sub)
+
+
+class ChannelStatus(StrEnum):
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    EXPIRED = "expired"
+    REPLACED = "replaced"
