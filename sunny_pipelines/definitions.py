@@ -1,36 +1,43 @@
-"""The `sunny_pipelines` code location: one Definitions object assembled from the domains."""
+"""The `sunny_pipelines` code location: what each domain registers, merged, plus the shared
+sensors built from the domains' registrations. Adding a domain is one line in `DOMAINS`."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
-from sunny_pipelines.accounts.sensors import connected_users_sensor
-from sunny_pipelines.calendar.assets import calendar_events, calendar_watch_channels
-from sunny_pipelines.calendar.jobs import calendar_channels_job, calendar_sync_job, departed_user_channels_job
-from sunny_pipelines.calendar.schedules import (
-    calendar_sync_schedule,
-    calendar_watch_renewal_schedule,
-    calendar_webhook_renewal_schedule,
-    departed_user_channels_schedule,
-)
-from sunny_pipelines.inbox.sensors import webhook_inbox_sensor
+from sunny_pipelines import calendar
+from sunny_pipelines.accounts.sensors import build_connected_users_sensor
+from sunny_pipelines.inbox.jobs import replay_inbox
+from sunny_pipelines.inbox.sensors import build_webhook_inbox_sensor
+from sunny_pipelines.per_user import Domain
 from sunny_pipelines.resources import build_resources
 
+DOMAINS: list[Domain] = [
+    calendar.domain,
+]
 
-def build_defs(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
-    """The code location; tests pass resources bound to their own database and sandbox."""
+
+def platform_definitions(domains: Sequence[Domain]) -> dg.Definitions:
+    """The inbox sensor, the users sensor and the replay job, for these domains."""
+    jobs_by_source = {
+        source: domain.inbox_job for domain in domains if domain.inbox_job for source in domain.inbox_sources
+    }
+    first_sync_jobs = [domain.first_sync_job for domain in domains if domain.first_sync_job]
     return dg.Definitions(
-        assets=[calendar_events, calendar_watch_channels],
-        jobs=[calendar_sync_job, calendar_channels_job, departed_user_channels_job],
-        schedules=[
-            calendar_sync_schedule,
-            calendar_watch_renewal_schedule,
-            calendar_webhook_renewal_schedule,
-            departed_user_channels_schedule,
-        ],
-        sensors=[connected_users_sensor, webhook_inbox_sensor],
-        resources=dict(resources) if resources is not None else build_resources(),
+        jobs=[replay_inbox],
+        sensors=[build_webhook_inbox_sensor(jobs_by_source), build_connected_users_sensor(first_sync_jobs)],
+    )
+
+
+def build_defs(
+    resources: Mapping[str, Any] | None = None, domains: Sequence[Domain] = DOMAINS
+) -> dg.Definitions:
+    """The code location; tests pass resources bound to their own database and sandbox."""
+    return dg.Definitions.merge(
+        *(domain.definitions for domain in domains),
+        platform_definitions(domains),
+        dg.Definitions(resources=dict(resources) if resources is not None else build_resources()),
     )
 
 

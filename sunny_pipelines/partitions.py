@@ -6,12 +6,13 @@ from collections.abc import Collection, Sequence
 
 import dagster as dg
 
+from sunny_pipelines.vocabulary import Trigger
+
 users = dg.DynamicPartitionsDefinition(name="users")
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-# Why a run was launched: "schedule" and "inbox" runs skip users with nothing to do; a run
-# without it (a backfill, a first sync) works on every user in its range.
+# Why a run was launched (a `vocabulary.Trigger`): it decides whom the run works on (see per_user.py).
 TRIGGER_TAG = "sunny/trigger"
 
 # A run costs seconds to start, so users are batched, up to this many partitions per run.
@@ -51,16 +52,14 @@ def range_run_requests(
     selected: Collection[str],
     *,
     run_key_prefix: str,
-    trigger: str | None,
+    trigger: Trigger,
     job_name: str | None = None,
     max_users: int = MAX_USERS_PER_RUN,
 ) -> list[dg.RunRequest]:
     """One batched run request per planned range of ``selected`` users."""
     requests = []
     for start, end in plan_user_ranges(ordered_keys, selected, max_users):
-        tags = range_tags(start, end)
-        if trigger:
-            tags[TRIGGER_TAG] = trigger
+        tags = {**range_tags(start, end), TRIGGER_TAG: trigger.value}
         requests.append(
             dg.RunRequest(run_key=f"{run_key_prefix}:{start}..{end}", tags=tags, job_name=job_name)
         )

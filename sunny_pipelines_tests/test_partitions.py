@@ -5,6 +5,7 @@ from sunny_pipelines.partitions import (
     plan_user_ranges,
     range_run_requests,
 )
+from sunny_pipelines.vocabulary import Trigger
 
 KEYS = [f"u{i:03d}" for i in range(10)]
 
@@ -40,7 +41,7 @@ def test_every_selected_user_is_covered_once():
 
 
 def test_run_requests_carry_range_and_trigger_tags():
-    [request] = range_run_requests(KEYS, {"u001", "u004"}, run_key_prefix="tick", trigger="schedule")
+    [request] = range_run_requests(KEYS, {"u001", "u004"}, run_key_prefix="tick", trigger=Trigger.SCHEDULE)
     assert request.tags[RANGE_START_TAG] == "u001"
     assert request.tags[RANGE_END_TAG] == "u004"
     assert request.tags[TRIGGER_TAG] == "schedule"

@@ -1,24 +1,34 @@
 """Calendar assets, one partition per user: `calendar_events` and `calendar_watch_channels`."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 
-from sunny_pipelines.batched import for_each_user
-from sunny_pipelines.calendar.channels import CALENDAR_LIST, ensure_calendar_channels
+from sunny_pipelines.calendar.channels import LIST_CHANNEL, ensure_calendar_channels
 from sunny_pipelines.calendar.sync import SERVICE, sync_user_calendars
-from sunny_pipelines.db import sync_state
-from sunny_pipelines.inbox import rows as inbox_rows
-from sunny_pipelines.partitions import MAX_USERS_PER_RUN, TRIGGER_TAG, users
+from sunny_pipelines.db.locks import sync_lock
+from sunny_pipelines.inbox.rows import InboxRow
+from sunny_pipelines.partitions import MAX_USERS_PER_RUN, users
+from sunny_pipelines.per_user import (
+    LOCK_WAIT_SECONDS,
+    UserSync,
+    best_effort,
+    for_each_user,
+    run_trigger,
+    sync_users,
+)
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleResource
+from sunny_pipelines.vocabulary import Source, Trigger
 
-# Inbox rows a calendar sync answers: any successful sync of the user covers them.
-CALENDAR_INBOX_SOURCES = ["google_calendar"]
+CALENDAR_SYNC = UserSync(
+    service=SERVICE,
+    inbox_sources=frozenset({Source.GOOGLE_CALENDAR}),
+    default_interval_seconds=30 * 60,  # the old beat table's "Calendar sync, every 30 min"
+)
 
-# Per-user assets of batched runs: one materialization per user that succeeded (see batched.py),
+# Per-user assets of batched runs: one materialization per user that succeeded (see per_user.py),
 # UI backfills split into runs of at most 50 users, the old "calendar" Celery queue as a pool.
 PER_USER_CALENDAR_ASSET: dict[str, Any] = {
     "partitions_def": users,
@@ -38,39 +48,22 @@ PER_USER_CALENDAR_ASSET: dict[str, Any] = {
 def calendar_events(
     context: dg.AssetExecutionContext, google: GoogleResource, database: DatabaseResource
 ) -> Iterator[dg.AssetMaterialization]:
-    trigger = context.run.tags.get(TRIGGER_TAG)
-    due: set[str] = set()
-    if trigger == "schedule":
-        with database.begin() as conn:
-            due = sync_state.due_users(conn, SERVICE, datetime.now(UTC), context.partition_keys)
-
-    def sync_one(user_id: str) -> dict[str, Any] | None:
-        with database.begin() as conn:
-            claimed = inbox_rows.claim(
-                conn, user_id, CALENDAR_INBOX_SOURCES, context.run_id, datetime.now(UTC)
+    def sync_one(user_id: str, claimed: list[InboxRow]) -> dict[str, Any]:
+        refresh_list = any(row.payload.get("service") == LIST_CHANNEL for row in claimed)
+        session = google.session(user_id)
+        metadata = sync_user_calendars(session, database, user_id, refresh_list=refresh_list).metadata()
+        if google.push_receiver_url:
+            # A channel that fails to open leaves the user's data synced: the renewal retries it.
+            metadata |= best_effort(
+                context,
+                "channels",
+                lambda: ensure_calendar_channels(
+                    session, database, user_id, google.push_receiver_url
+                ).metadata(),
             )
-        # Inbox runs work on users with notifications, schedule runs on due users, others on all.
-        if not claimed and (trigger == "inbox" or (trigger == "schedule" and user_id not in due)):
-            return None
-        refresh_list = any(row.payload.get("service") == CALENDAR_LIST for row in claimed)
-        try:
-            session = google.session(user_id)
-            result = sync_user_calendars(session, database, user_id, refresh_list=refresh_list)
-        except Exception as exc:
-            with database.begin() as conn:
-                inbox_rows.mark_failed(
-                    conn, claimed, context.run_id, f"{type(exc).__name__}: {exc}", datetime.now(UTC)
-                )
-            raise
-        with database.begin() as conn:
-            inbox_rows.mark_done(conn, [row.id for row in claimed], datetime.now(UTC))
-        metadata = {**result.metadata(), "inbox_rows_done": len(claimed)}
-        if google.webhook_base_url:
-            channels = ensure_calendar_channels(session, database, user_id, google.webhook_base_url)
-            metadata.update(channels.metadata())
         return metadata
 
-    yield from for_each_user(context, list(context.partition_keys), sync_one)
+    yield from sync_users(context, database, CALENDAR_SYNC, sync_one)
 
 
 @dg.asset(
@@ -81,13 +74,19 @@ def calendar_events(
 def calendar_watch_channels(
     context: dg.AssetExecutionContext, google: GoogleResource, database: DatabaseResource
 ) -> Iterator[dg.AssetMaterialization]:
-    if not google.webhook_base_url:
+    if not google.push_receiver_url:
         context.log.warning("SUNNY_WEBHOOK_BASE_URL is not set: no push channels are opened")
         return
+    scheduled = run_trigger(context.run.tags) == Trigger.SCHEDULE
 
     def renew(user_id: str) -> dict[str, Any] | None:
-        result = ensure_calendar_channels(google.session(user_id), database, user_id, google.webhook_base_url)
-        if context.run.tags.get(TRIGGER_TAG) == "schedule" and not (result.opened or result.stopped):
+        # Under the user's calendar sync lock: a sync opening channels at the same time would
+        # open a second channel on the same calendar.
+        with sync_lock(database.engine, user_id, SERVICE, LOCK_WAIT_SECONDS):
+            result = ensure_calendar_channels(
+                google.session(user_id), database, user_id, google.push_receiver_url
+            )
+        if scheduled and not (result.opened or result.stopped):
             return None
         return result.metadata()
 

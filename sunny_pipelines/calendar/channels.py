@@ -15,13 +15,15 @@ from typing import Any
 from googleapiclient.errors import HttpError
 from sqlalchemy import Connection, delete, select, update
 
+from sunny_pipelines.db.grants import usable_grant_clause, user_is_present
 from sunny_pipelines.db.models import GoogleConnection, User, UserCalendar, WatchChannel
 from sunny_pipelines.db.secrets import channel_token_digest, new_channel_token
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleSession
+from sunny_pipelines.vocabulary import ChannelKind, ChannelStatus
 
-EVENTS = "calendar_events"
-CALENDAR_LIST = "calendar_list"
+EVENTS_CHANNEL = ChannelKind.CALENDAR_EVENTS
+LIST_CHANNEL = ChannelKind.CALENDAR_LIST
 CHANNEL_LIFETIME = timedelta(days=7)
 # Renewal runs every 6 h; 26 h leaves several chances before a channel lapses.
 RENEW_WITHIN = timedelta(hours=26)
@@ -48,7 +50,9 @@ def plan_channels(
     calendar_ids: list[str], active: list[Channel], now: datetime, renew_within: timedelta = RENEW_WITHIN
 ) -> ChannelPlan:
     """Which channels to open, replace and stop so that every calendar and the list are watched."""
-    wanted: list[tuple[str, str | None]] = [(CALENDAR_LIST, None)] + [(EVENTS, cid) for cid in calendar_ids]
+    wanted: list[tuple[str, str | None]] = [(LIST_CHANNEL, None)] + [
+        (EVENTS_CHANNEL, cid) for cid in calendar_ids
+    ]
     by_target: dict[tuple[str, str | None], list[Channel]] = {}
     for channel in active:
         by_target.setdefault((channel.service, channel.target), []).append(channel)
@@ -93,8 +97,8 @@ def active_channels(conn: Connection, user_id: str) -> list[Channel]:
             WatchChannel.expires_at,
         ).where(
             WatchChannel.user_id == user_id,
-            WatchChannel.service.in_([EVENTS, CALENDAR_LIST]),
-            WatchChannel.status == "active",
+            WatchChannel.service.in_([EVENTS_CHANNEL, LIST_CHANNEL]),
+            WatchChannel.status == ChannelStatus.ACTIVE,
         )
     )
     return [Channel(*row) for row in rows]
@@ -114,7 +118,7 @@ def ensure_calendar_channels(
     session: GoogleSession,
     database: DatabaseResource,
     user_id: str,
-    webhook_base_url: str,
+    push_receiver_url: str,
     now: datetime | None = None,
     renew_within: timedelta = RENEW_WITHIN,
 ) -> ChannelResult:
@@ -125,15 +129,15 @@ def ensure_calendar_channels(
             live_calendar_ids(conn, user_id), active_channels(conn, user_id), now, renew_within
         )
     result = ChannelResult()
-    address = webhook_base_url.rstrip("/") + WEBHOOK_PATH
+    address = push_receiver_url.rstrip("/") + WEBHOOK_PATH
     for service, target in plan.to_open:
         open_channel(session, database, user_id, service, target, address, now)
         result.opened += 1
     for channel in plan.to_replace:
-        stop_channel(session, database, channel, "replaced")
+        stop_channel(session, database, channel, ChannelStatus.REPLACED)
         result.replaced += 1
     for channel in plan.to_stop:
-        stop_channel(session, database, channel, "stopped")
+        stop_channel(session, database, channel, ChannelStatus.STOPPED)
         result.stopped += 1
     return result
 
@@ -161,7 +165,7 @@ def open_channel(
                 token_hash=channel_token_digest(token),
                 address=address,
                 expires_at=requested_expiry,
-                status="active",
+                status=ChannelStatus.ACTIVE,
             )
         )
     body = {
@@ -174,7 +178,7 @@ def open_channel(
     api = session.calendar()
     request: Any = (
         api.calendarList().watch(body=body)
-        if service == CALENDAR_LIST
+        if service == LIST_CHANNEL
         else api.events().watch(calendarId=target, body=body)
     )
     try:
@@ -198,7 +202,7 @@ def open_channel(
 
 
 def stop_channel(
-    session: GoogleSession | None, database: DatabaseResource, channel: Channel, status: str
+    session: GoogleSession | None, database: DatabaseResource, channel: Channel, status: ChannelStatus
 ) -> None:
     """Ask Google to stop the channel (when we still can), then record it as no longer active."""
     if session is not None and channel.resource_id:
@@ -232,12 +236,15 @@ def departed_users_channels(conn: Connection) -> list[tuple[str, Channel, str | 
         )
         .join(User, User.id == WatchChannel.user_id)
         .outerjoin(GoogleConnection, GoogleConnection.user_id == WatchChannel.user_id)
-        .where(WatchChannel.status == "active", WatchChannel.service.in_([EVENTS, CALENDAR_LIST]))
+        .where(
+            WatchChannel.status == ChannelStatus.ACTIVE,
+            WatchChannel.service.in_([EVENTS_CHANNEL, LIST_CHANNEL]),
+        )
     )
     return [
         (user_id, Channel(cid, service, target, resource_id, expires_at), grant)
         for user_id, cid, service, target, resource_id, expires_at, user_status, grant in rows
-        if user_status != "active" or grant in (None, "revoked")
+        if not user_is_present(user_status, grant)
     ]
 
 
@@ -249,25 +256,21 @@ def users_with_channel_work(conn: Connection, now: datetime, services: list[str]
         select(UserCalendar.user_id, UserCalendar.calendar_id)
         .join(User, User.id == UserCalendar.user_id)
         .join(GoogleConnection, GoogleConnection.user_id == UserCalendar.user_id)
-        .where(
-            UserCalendar.removed_at.is_(None),
-            User.status == "active",
-            GoogleConnection.status == "active",
-        )
+        .where(UserCalendar.removed_at.is_(None), usable_grant_clause())
     ).all()
     wanted: dict[str, set[tuple[str, str | None]]] = {}
     for user_id, calendar_id in synced:
         targets = wanted.setdefault(user_id, set())
-        if CALENDAR_LIST in services:
-            targets.add((CALENDAR_LIST, None))
-        if EVENTS in services:
-            targets.add((EVENTS, calendar_id))
+        if LIST_CHANNEL in services:
+            targets.add((LIST_CHANNEL, None))
+        if EVENTS_CHANNEL in services:
+            targets.add((EVENTS_CHANNEL, calendar_id))
     fresh = {
         (user_id, service, target)
         for user_id, service, target, expires_at in conn.execute(
             select(
                 WatchChannel.user_id, WatchChannel.service, WatchChannel.target, WatchChannel.expires_at
-            ).where(WatchChannel.status == "active")
+            ).where(WatchChannel.status == ChannelStatus.ACTIVE)
         )
         if (expires_at or now) > horizon
     }

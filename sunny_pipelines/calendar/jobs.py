@@ -7,6 +7,7 @@ from sunny_pipelines.calendar.channels import departed_users_channels, stop_chan
 from sunny_pipelines.partitions import users
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleGrantError, GoogleResource
+from sunny_pipelines.vocabulary import ChannelStatus, GrantStatus
 
 # In-process: a sync is I/O bound, and a subprocess per step would add seconds to every run.
 calendar_sync_job = dg.define_asset_job(
@@ -35,7 +36,7 @@ def stop_departed_user_channels(
         departed = departed_users_channels(conn)
     for user_id, channel, grant in departed:
         session = None
-        if grant == "active":
+        if grant == GrantStatus.ACTIVE:
             try:
                 session = google.session(user_id)
             except GoogleGrantError as exc:
@@ -43,10 +44,10 @@ def stop_departed_user_channels(
                     f"channel {channel.id}: cannot stop at Google ({exc.reason}); it will expire"
                 )
         try:
-            stop_channel(session, database, channel, "stopped")
+            stop_channel(session, database, channel, ChannelStatus.STOPPED)
         except Exception as exc:  # keep going: the channel expires at Google by itself
             context.log.warning(f"channel {channel.id} of user {user_id}: {exc}; marked stopped locally")
-            stop_channel(None, database, channel, "stopped")
+            stop_channel(None, database, channel, ChannelStatus.STOPPED)
     context.log.info(f"stopped {len(departed)} channels of departed users")
     yield dg.Output(len(departed), metadata={"channels_stopped": len(departed)})
 

@@ -4,12 +4,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from sunny_pipelines.calendar.channels import CALENDAR_LIST, EVENTS, users_with_channel_work
+from sunny_pipelines.calendar.channels import EVENTS_CHANNEL, LIST_CHANNEL, users_with_channel_work
 from sunny_pipelines.calendar.jobs import calendar_channels_job, calendar_sync_job, departed_user_channels_job
 from sunny_pipelines.calendar.sync import SERVICE
 from sunny_pipelines.db import sync_state
 from sunny_pipelines.partitions import range_run_requests, users
 from sunny_pipelines.resources.database import DatabaseResource
+from sunny_pipelines.vocabulary import Trigger
 
 
 def _tick(context: dg.ScheduleEvaluationContext) -> str:
@@ -30,7 +31,9 @@ def calendar_sync_schedule(
         due = sync_state.due_users(conn, SERVICE, datetime.now(UTC), keys)
     if not due:
         return dg.SkipReason(f"none of {len(keys)} users is due for a calendar sync")
-    return range_run_requests(keys, due, run_key_prefix=f"calendar:{_tick(context)}", trigger="schedule")
+    return range_run_requests(
+        keys, due, run_key_prefix=f"calendar:{_tick(context)}", trigger=Trigger.SCHEDULE
+    )
 
 
 def _channel_run_requests(
@@ -43,7 +46,7 @@ def _channel_run_requests(
         keys,
         work & set(keys),
         run_key_prefix=f"{name}:{_tick(context)}",
-        trigger="schedule",
+        trigger=Trigger.SCHEDULE,
         job_name=calendar_channels_job.name,
     )
 
@@ -57,7 +60,7 @@ def _channel_run_requests(
 def calendar_watch_renewal_schedule(
     context: dg.ScheduleEvaluationContext, database: DatabaseResource
 ) -> dg.SkipReason | list[dg.RunRequest]:
-    requests = _channel_run_requests(context, database, [EVENTS], "watch-renewal")
+    requests = _channel_run_requests(context, database, [EVENTS_CHANNEL], "watch-renewal")
     return requests or dg.SkipReason("no events channel is missing or expires within 26 h")
 
 
@@ -71,7 +74,7 @@ def calendar_watch_renewal_schedule(
 def calendar_webhook_renewal_schedule(
     context: dg.ScheduleEvaluationContext, database: DatabaseResource
 ) -> dg.SkipReason | list[dg.RunRequest]:
-    requests = _channel_run_requests(context, database, [CALENDAR_LIST, EVENTS], "webhook-renewal")
+    requests = _channel_run_requests(context, database, [LIST_CHANNEL, EVENTS_CHANNEL], "webhook-renewal")
     return requests or dg.SkipReason("every user has live calendar channels")
 
 

@@ -26,9 +26,10 @@ from sunny_pipelines.db.models import CalendarEvent, SyncState, UserCalendar
 from sunny_pipelines.db.upserts import upsert
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleSession
+from sunny_pipelines.vocabulary import Service
 
-SERVICE = "calendar"
-LIST_SERVICE = "calendar_list"
+SERVICE = Service.CALENDAR
+LIST_SERVICE = Service.CALENDAR_LIST
 # New calendars normally arrive through the calendarList channel; this is the backstop.
 CALENDAR_LIST_MAX_AGE = timedelta(hours=24)
 PAGE_SIZE = 250
@@ -54,6 +55,7 @@ class CalendarSyncResult:
 
     def metadata(self) -> dict[str, Any]:
         return {
+            "change_count": self.change_count,
             "events_upserted": self.events_upserted,
             "events_deleted": self.events_deleted,
             "calendars": len(self.calendar_ids),
@@ -243,7 +245,7 @@ def sync_user_calendars(
     *,
     refresh_list: bool = False,
 ) -> CalendarSyncResult:
-    """Sync every calendar of one user; records the outcome in `sync_state` either way."""
+    """Sync every calendar of one user (the caller records the outcome in `sync_state`)."""
     started = time.monotonic()
     result = CalendarSyncResult(user_id=user_id)
     try:
@@ -261,13 +263,7 @@ def sync_user_calendars(
             sync_calendar(session, database, user_id, calendar_id, token, result)
             result.calendar_ids.append(calendar_id)
         session.persist_token()
-    except Exception as exc:
-        with database.begin() as conn:
-            sync_state.record_failure(conn, user_id, SERVICE, f"{type(exc).__name__}: {exc}")
-        raise
     finally:
         result.api_calls = session.api_calls
         result.duration_seconds = time.monotonic() - started
-    with database.begin() as conn:
-        sync_state.record_success(conn, user_id, SERVICE, result.change_count)
     return result

@@ -1,26 +1,30 @@
 """Claiming and finishing `webhook_inbox` rows: at-least-once, nothing lost.
 
 A run claims a user's deliverable rows (``attempts`` + 1, ``claimed_by`` = run id) before it
-syncs, and marks them ``done`` only after the data they announced is committed. A failed sync
-marks them ``failed`` with the error and a time for the next attempt (exponential backoff), up
-to ``MAX_ATTEMPTS``; a crash leaves them ``pending`` and claimed by a run that is gone, and the
-inbox sensor requests them again.
+syncs, and marks them ``done`` only after the data they announced is committed. It claims only
+rows nobody live holds: unclaimed, failed, or claimed by a run that has finished. A failed sync
+marks its rows ``failed`` with the error and a time for the next attempt (exponential backoff);
+a crash leaves them ``pending`` and claimed by a run that is gone, and the inbox sensor requests
+them again. A row that used its last attempt ends ``failed`` for good (a dead letter) with the
+error; the `replay_inbox` job puts dead letters back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, or_, select, update
 
 from sunny_pipelines.db.models import WebhookInbox
+from sunny_pipelines.vocabulary import InboxStatus
 
 MAX_ATTEMPTS = 5
 BASE_BACKOFF_SECONDS = 30
 MAX_BACKOFF_SECONDS = 30 * 60
+ERROR_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -42,15 +46,24 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BASE_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
 
 
-def deliverable(now: datetime) -> Any:
+def deliverable(now: datetime) -> ColumnElement[bool]:
     """Rows a run may (re)process now: pending, or failed with an attempt left and its backoff over."""
     return and_(
         WebhookInbox.attempts < MAX_ATTEMPTS,
         or_(
-            WebhookInbox.status == "pending",
-            and_(WebhookInbox.status == "failed", WebhookInbox.next_attempt_at <= now),
+            WebhookInbox.status == InboxStatus.PENDING,
+            and_(WebhookInbox.status == InboxStatus.FAILED, WebhookInbox.next_attempt_at <= now),
         ),
     )
+
+
+def exhausted() -> ColumnElement[bool]:
+    """Pending rows whose last attempt was claimed by a run that never finished them (it died)."""
+    return and_(WebhookInbox.attempts >= MAX_ATTEMPTS, WebhookInbox.status == InboxStatus.PENDING)
+
+
+def needs_a_run(now: datetime) -> ColumnElement[bool]:
+    return or_(deliverable(now), exhausted())
 
 
 def _row(record: Any) -> InboxRow:
@@ -60,40 +73,98 @@ def _row(record: Any) -> InboxRow:
 _COLUMNS = [getattr(WebhookInbox, field) for field in InboxRow.__dataclass_fields__]
 
 
-def read_new(conn: Connection, after_id: int, limit: int, sources: Collection[str]) -> list[InboxRow]:
-    """Pending rows after the sensor's cursor, oldest first, one bounded page."""
-    query = (
-        select(*_COLUMNS)
-        .where(WebhookInbox.id > after_id, WebhookInbox.status == "pending", WebhookInbox.source.in_(sources))
-        .order_by(WebhookInbox.id)
-        .limit(limit)
-    )
+def read_after(conn: Connection, after_id: int, limit: int) -> list[InboxRow]:
+    """Every committed row after ``after_id`` (any source, any status), oldest first, one page:
+    the sensor learns which ids exist, so it can tell a late commit from a used-up id."""
+    query = select(*_COLUMNS).where(WebhookInbox.id > after_id).order_by(WebhookInbox.id).limit(limit)
+    return [_row(r) for r in conn.execute(query)]
+
+
+def read_ids(conn: Connection, ids: Collection[int]) -> list[InboxRow]:
+    """The rows among ``ids`` that are committed by now."""
+    if not ids:
+        return []
+    query = select(*_COLUMNS).where(WebhookInbox.id.in_(list(ids))).order_by(WebhookInbox.id)
     return [_row(r) for r in conn.execute(query)]
 
 
 def read_retryable(
     conn: Connection, up_to_id: int, now: datetime, limit: int, sources: Collection[str]
 ) -> list[InboxRow]:
-    """Rows at or before the cursor that still need a run: failed rows whose backoff is over, and
-    pending rows whose run may be gone (the caller decides, from the claiming run's state)."""
+    """Rows at or before the cursor that may need another run: failed rows whose backoff is over,
+    pending rows whose run may be gone, and pending rows whose last attempt's run died (the
+    caller decides from the claiming run's state)."""
     query = (
         select(*_COLUMNS)
-        .where(WebhookInbox.id <= up_to_id, WebhookInbox.source.in_(sources), deliverable(now))
+        .where(WebhookInbox.id <= up_to_id, WebhookInbox.source.in_(list(sources)), needs_a_run(now))
         .order_by(WebhookInbox.id)
         .limit(limit)
     )
     return [_row(r) for r in conn.execute(query)]
 
 
+def _claimable(run_id: str, finished: Callable[[Collection[str]], Collection[str]], conn: Connection, where):  # type: ignore[no-untyped-def]
+    """Candidates matching ``where`` that nobody live holds: (ids, claimants that finished)."""
+    candidates = conn.execute(
+        select(WebhookInbox.id, WebhookInbox.claimed_by, WebhookInbox.status).where(where)
+    ).all()
+    claimants = {c for _, c, status in candidates if c and c != run_id and status == InboxStatus.PENDING}
+    gone = set(finished(claimants)) if claimants else set()
+    ids = [
+        row_id
+        for row_id, claimant, status in candidates
+        if claimant is None or status == InboxStatus.FAILED or claimant in gone
+    ]
+    return ids, gone
+
+
+def _free(gone: Collection[str]) -> ColumnElement[bool]:
+    # Re-checked in the UPDATE: a row another run claimed since we looked is left to it.
+    return or_(
+        WebhookInbox.claimed_by.is_(None),
+        WebhookInbox.status == InboxStatus.FAILED,
+        WebhookInbox.claimed_by.in_(list(gone)),
+    )
+
+
 def claim(
-    conn: Connection, user_id: str, sources: Collection[str], run_id: str, now: datetime
+    conn: Connection,
+    user_id: str,
+    sources: Collection[str],
+    run_id: str,
+    now: datetime,
+    finished: Callable[[Collection[str]], Collection[str]],
 ) -> list[InboxRow]:
-    """Claim ``user_id``'s deliverable rows of ``sources`` for ``run_id``; returns them."""
+    """Claim ``user_id``'s deliverable rows of ``sources`` for ``run_id``; returns them.
+
+    ``finished(run_ids)`` answers which of the runs that claimed rows earlier have finished:
+    only their rows, and unclaimed or failed ones, are taken. Rows whose last attempt's run died
+    are closed as dead letters here (a run, not the side-effect-free sensor, writes).
+    """
+    if not sources:
+        return []
+    mine = and_(WebhookInbox.user_id == user_id, WebhookInbox.source.in_(list(sources)))
+    dead_ids, dead_gone = _claimable(run_id, finished, conn, and_(mine, exhausted()))
+    if dead_ids:
+        conn.execute(
+            update(WebhookInbox)
+            .where(WebhookInbox.id.in_(dead_ids), exhausted(), _free(dead_gone))
+            .values(
+                status=InboxStatus.FAILED,
+                processed_at=now,
+                next_attempt_at=None,
+                error=f"gave up after {MAX_ATTEMPTS} attempts: the run that made the last one "
+                "ended without finishing it (crashed or was killed)",
+            )
+        )
+    ids, gone = _claimable(run_id, finished, conn, and_(mine, deliverable(now)))
+    if not ids:
+        return []
     claimed = conn.execute(
         update(WebhookInbox)
-        .where(WebhookInbox.user_id == user_id, WebhookInbox.source.in_(sources), deliverable(now))
+        .where(WebhookInbox.id.in_(ids), deliverable(now), _free(gone))
         .values(
-            status="pending",
+            status=InboxStatus.PENDING,
             claimed_by=run_id,
             claimed_at=now,
             attempts=WebhookInbox.attempts + 1,
@@ -104,21 +175,25 @@ def claim(
     return sorted((_row(r) for r in claimed), key=lambda row: row.id)
 
 
-def mark_done(conn: Connection, row_ids: Sequence[int], now: datetime) -> int:
-    if not row_ids:
+def mark_done(conn: Connection, rows: Sequence[InboxRow], run_id: str, now: datetime) -> int:
+    """Finish the rows this run claimed (a row another run took over since is left to it)."""
+    if not rows:
         return 0
     return conn.execute(
         update(WebhookInbox)
-        .where(WebhookInbox.id.in_(list(row_ids)))
-        .values(status="done", processed_at=now, error=None, next_attempt_at=None)
+        .where(
+            WebhookInbox.id.in_([row.id for row in rows]),
+            WebhookInbox.claimed_by == run_id,
+            WebhookInbox.status == InboxStatus.PENDING,
+        )
+        .values(status=InboxStatus.DONE, processed_at=now, error=None, next_attempt_at=None)
     ).rowcount
 
 
 def mark_failed(conn: Connection, rows: Sequence[InboxRow], run_id: str, error: str, now: datetime) -> int:
-    """Record a failed attempt of claimed ``rows`` (their ``attempts`` already count it).
-
-    A row another run has since claimed, or finished, is left to that run.
-    """
+    """Record a failed attempt of claimed ``rows`` (their ``attempts`` already count it): retried
+    after a backoff, or a dead letter once the last attempt is used. A row another run has since
+    claimed, or finished, is left to that run."""
     count = 0
     for attempts in sorted({row.attempts for row in rows}):
         retry_at = now + backoff(attempts) if attempts < MAX_ATTEMPTS else None
@@ -127,8 +202,47 @@ def mark_failed(conn: Connection, rows: Sequence[InboxRow], run_id: str, error: 
             .where(
                 WebhookInbox.id.in_([row.id for row in rows if row.attempts == attempts]),
                 WebhookInbox.claimed_by == run_id,
-                WebhookInbox.status != "done",
+                WebhookInbox.status == InboxStatus.PENDING,
             )
-            .values(status="failed", processed_at=now, error=error[:4000], next_attempt_at=retry_at)
+            .values(
+                status=InboxStatus.FAILED,
+                processed_at=now,
+                error=error[:ERROR_CHARS],
+                next_attempt_at=retry_at,
+            )
         ).rowcount
     return count
+
+
+def replay_failed(
+    conn: Connection,
+    *,
+    run_id: str,
+    source: str | None = None,
+    user_id: str | None = None,
+    received_since: datetime | None = None,
+) -> list[int]:
+    """Put failed rows (dead letters and rows waiting for their backoff) back to ``pending`` with
+    a fresh set of attempts. They are handed over by ``run_id`` (the replay run): once it has
+    finished the inbox sensor requests a run for them, and any run may claim them."""
+    where = [WebhookInbox.status == InboxStatus.FAILED]
+    if source:
+        where.append(WebhookInbox.source == source)
+    if user_id:
+        where.append(WebhookInbox.user_id == user_id)
+    if received_since:
+        where.append(WebhookInbox.received_at >= received_since)
+    replayed = conn.execute(
+        update(WebhookInbox)
+        .where(*where)
+        .values(
+            status=InboxStatus.PENDING,
+            attempts=0,
+            next_attempt_at=None,
+            claimed_by=run_id,
+            claimed_at=None,
+            processed_at=None,
+        )
+        .returning(WebhookInbox.id)
+    )
+    return sorted(replayed.scalars())

@@ -26,7 +26,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         database=database,
         cipher=cipher,
         sandbox_url=env_or_default("SUNNY_SANDBOX_URL", DEFAULT_SANDBOX_URL),
-        webhook_base_url=env_or_default("SUNNY_WEBHOOK_BASE_URL", ""),
+        push_receiver_url=env_or_default("SUNNY_WEBHOOK_BASE_URL", ""),
         client_id=env_or_default("SUNNY_GOOGLE_CLIENT_ID", "sunny-local"),
         client_secret=env_or_default("SUNNY_GOOGLE_CLIENT_SECRET", "sunny-local-secret"),
     )

@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from sunny_pipelines.db.models import GoogleConnection
 from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource
+from sunny_pipelines.vocabulary import GrantStatus
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 # Refresh a little before expiry so a token never dies mid-sync.
@@ -92,7 +93,7 @@ class GoogleSession:
             ).first()
         if conn_row is None:
             raise GoogleGrantError(user_id, "no Google connection")
-        if conn_row.status != "active":
+        if conn_row.status != GrantStatus.ACTIVE:
             raise GoogleGrantError(user_id, f"connection is {conn_row.status}: {conn_row.last_error or ''}")
         cipher = resource.cipher
         self.credentials = Credentials(
@@ -188,7 +189,7 @@ class GoogleResource(dg.ConfigurableResource):
     sandbox_url: str = ""
     # Public base URL of the webhook receiver, where Google delivers channel notifications;
     # empty means no push channels are opened (schedules alone keep data fresh).
-    webhook_base_url: str = ""
+    push_receiver_url: str = ""
     client_id: str = "sunny-local"
     client_secret: str = "sunny-local-secret"
     timeout_seconds: float = 20.0
@@ -214,7 +215,9 @@ class GoogleResource(dg.ConfigurableResource):
             conn.execute(
                 update(GoogleConnection)
                 .where(GoogleConnection.user_id == user_id)
-                .values(status="needs_reauth", last_error=reason[:2000], updated_at=datetime.now(UTC))
+                .values(
+                    status=GrantStatus.NEEDS_REAUTH, last_error=reason[:2000], updated_at=datetime.now(UTC)
+                )
             )
 
 

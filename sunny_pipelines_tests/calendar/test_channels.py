@@ -10,25 +10,20 @@ import dagster as dg
 import pytest
 from sqlalchemy import select, update
 
-from sunny_pipelines.calendar.channels import CALENDAR_LIST, EVENTS
-from sunny_pipelines.calendar.schedules import (
-    calendar_watch_renewal_schedule,
-    calendar_webhook_renewal_schedule,
-)
+from sunny_pipelines.calendar.channels import EVENTS_CHANNEL, LIST_CHANNEL
 from sunny_pipelines.db.models import GoogleConnection, User, UserCalendar, WatchChannel, WebhookInbox
 from sunny_pipelines.db.secrets import channel_token_digest
 from sunny_pipelines.definitions import build_defs
-from sunny_pipelines.inbox.sensors import webhook_inbox_sensor
 from sunny_pipelines.partitions import range_tags
 from sunny_pipelines.resources.google import GoogleResource
-from sunny_pipelines_tests.calendar.test_runs import evaluate_schedule, evaluate_sensor
+from sunny_pipelines_tests.runs import evaluate_schedule, evaluate_sensor
 from sunny_pipelines_tests.stack import wait_for
 
 
 @pytest.fixture
 def push_resources(resources, database, cipher, sandbox, receiver) -> dict:
     google = GoogleResource(
-        database=database, cipher=cipher, sandbox_url=sandbox.base_url, webhook_base_url=receiver
+        database=database, cipher=cipher, sandbox_url=sandbox.base_url, push_receiver_url=receiver
     )
     return {**resources, "google": google}
 
@@ -65,7 +60,7 @@ def test_first_sync_opens_a_channel_per_calendar_and_one_for_the_list(
     rows = channels(database, ada["id"])
     calendars = sandbox.world.calendar_truth(ada["email"])
     assert sorted((r.service, r.target) for r in rows) == sorted(
-        [(CALENDAR_LIST, None)] + [(EVENTS, cid) for cid in calendars]
+        [(LIST_CHANNEL, None)] + [(EVENTS_CHANNEL, cid) for cid in calendars]
     )
     live = sandbox_channels(sandbox, ada["id"])
     assert set(live) == {r.id for r in rows}
@@ -84,15 +79,19 @@ def test_renewal_replaces_expiring_channels_and_stops_the_old_ones(
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("users", [u["id"] for u in connected_users])
         run_job(defs, instance, "calendar_sync", [ada["id"]])
-        assert not evaluate_schedule(calendar_watch_renewal_schedule, instance, push_resources).run_requests
-        expiring = next(r for r in channels(database, ada["id"]) if r.service == EVENTS)
+        assert not evaluate_schedule(
+            defs, "calendar_watch_renewal_schedule", instance, push_resources
+        ).run_requests
+        expiring = next(r for r in channels(database, ada["id"]) if r.service == EVENTS_CHANNEL)
         with database.begin() as conn:
             conn.execute(
                 update(WatchChannel)
                 .where(WatchChannel.id == expiring.id)
                 .values(expires_at=datetime.now(UTC) + timedelta(hours=3))
             )
-        [request] = evaluate_schedule(calendar_watch_renewal_schedule, instance, push_resources).run_requests
+        [request] = evaluate_schedule(
+            defs, "calendar_watch_renewal_schedule", instance, push_resources
+        ).run_requests
         result = defs.resolve_job_def(request.job_name).execute_in_process(
             instance=instance, tags=request.tags
         )
@@ -127,7 +126,7 @@ def test_calendar_list_notifications_add_and_remove_calendars(
         wait_for(lambda: list_notifications() >= 2, timeout=10)
         cursor = None
         for _ in range(3):  # until the sensor has nothing left to request
-            tick = evaluate_sensor(webhook_inbox_sensor, instance, defs, push_resources, cursor=cursor)
+            tick = evaluate_sensor(defs, "webhook_inbox_sensor", instance, push_resources, cursor=cursor)
             cursor = tick.cursor or cursor
             for request in tick.run_requests:
                 assert run_job(defs, instance, "calendar_sync", [ada["id"]], **request.tags).success
@@ -165,7 +164,9 @@ def test_channels_of_departed_users_are_stopped(push_resources, database, sandbo
         result = defs.resolve_job_def("departed_user_channels_job").execute_in_process(instance=instance)
         assert result.success
         # Nobody lost a channel: the renewal schedule has nothing to re-open for the one who stayed.
-        assert not evaluate_schedule(calendar_webhook_renewal_schedule, instance, push_resources).run_requests
+        assert not evaluate_schedule(
+            defs, "calendar_webhook_renewal_schedule", instance, push_resources
+        ).run_requests
     assert channels(database, ada["id"]) == [] and channels(database, alan["id"]) == []
     assert len(channels(database, grace["id"])) >= 2
     # Ada's grant still worked, so Google was told to stop; Alan's channels simply expire there.

@@ -3,43 +3,23 @@ evaluated as the daemon does (`evaluate_tick`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import dagster as dg
 from sqlalchemy import select, update
 
-from sunny_pipelines.accounts.sensors import connected_users_sensor
-from sunny_pipelines.calendar.schedules import calendar_sync_schedule
 from sunny_pipelines.db import sync_state
 from sunny_pipelines.db.models import GoogleConnection, User
 from sunny_pipelines.definitions import build_defs
-from sunny_pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG, TRIGGER_TAG, range_tags
+from sunny_pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG, TRIGGER_TAG
+from sunny_pipelines.vocabulary import Trigger
+from sunny_pipelines_tests.runs import evaluate_schedule, evaluate_sensor, run_range
 
 from .helpers import stored_rows, truth_rows
 
 CALENDAR_EVENTS = dg.AssetKey("calendar_events")
 
 
-def evaluate_schedule(schedule, instance, resources):
-    """A schedule tick as the daemon evaluates it."""
-    with dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=datetime.now(UTC), resources=resources
-    ) as context:
-        return schedule.evaluate_tick(context)
-
-
-def evaluate_sensor(sensor, instance, defs, resources, cursor=None):
-    """A sensor tick as the daemon evaluates it."""
-    with dg.build_sensor_context(
-        instance_ref=instance.get_ref(), definitions=defs, resources=resources, cursor=cursor
-    ) as context:
-        return sensor.evaluate_tick(context)
-
-
-def run_calendar_sync(defs, instance, keys, **extra_tags):
-    job = defs.resolve_job_def("calendar_sync")
-    tags = {**range_tags(keys[0], keys[-1]), **extra_tags}
-    return job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+def run_calendar_sync(defs, instance, keys, trigger=None):
+    return run_range(defs, instance, "calendar_sync", keys, trigger)
 
 
 def test_batched_run_materializes_each_user_and_fails_only_the_revoked_one(
@@ -80,7 +60,7 @@ def test_schedule_requests_batched_runs_for_due_users_only(resources, database, 
         sync_state.record_success(conn, keys[0], "calendar", 0)  # just synced: not due
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("users", keys)
-        result = evaluate_schedule(calendar_sync_schedule, instance, resources)
+        result = evaluate_schedule(defs, "calendar_sync_schedule", instance, resources)
         [request] = result.run_requests
         assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (keys[1], keys[2])
         assert request.tags[TRIGGER_TAG] == "schedule"
@@ -88,13 +68,13 @@ def test_schedule_requests_batched_runs_for_due_users_only(resources, database, 
         # The run re-checks who is due: a user synced in the meantime is skipped, not failed.
         with database.begin() as conn:
             sync_state.record_success(conn, keys[2], "calendar", 0)
-        run = run_calendar_sync(defs, instance, keys, **{TRIGGER_TAG: "schedule"})
+        run = run_calendar_sync(defs, instance, keys, Trigger.SCHEDULE)
         assert run.success
         assert instance.get_materialized_partitions(CALENDAR_EVENTS) == {keys[1]}
 
         with database.begin() as conn:
             sync_state.record_success(conn, keys[1], "calendar", 0)
-        skipped = evaluate_schedule(calendar_sync_schedule, instance, resources)
+        skipped = evaluate_schedule(defs, "calendar_sync_schedule", instance, resources)
         assert not skipped.run_requests and skipped.skip_message
 
 
@@ -102,15 +82,15 @@ def test_users_sensor_adds_new_users_and_removes_those_who_left(resources, datab
     defs = build_defs(resources)
     keys = [u["id"] for u in connected_users]
     with dg.instance_for_test() as instance:
-        result = evaluate_sensor(connected_users_sensor, instance, defs, resources)
+        result = evaluate_sensor(defs, "connected_users_sensor", instance, resources)
         [add] = result.dynamic_partitions_requests
         assert list(add.partition_keys) == keys
         [first_sync] = result.run_requests
         assert (first_sync.tags[RANGE_START_TAG], first_sync.tags[RANGE_END_TAG]) == (keys[0], keys[-1])
-        assert TRIGGER_TAG not in first_sync.tags  # a first sync covers every user in range
+        assert first_sync.tags[TRIGGER_TAG] == "first_sync"  # a first sync covers every user in range
         instance.add_dynamic_partitions("users", keys)
 
-        assert evaluate_sensor(connected_users_sensor, instance, defs, resources).skip_message
+        assert evaluate_sensor(defs, "connected_users_sensor", instance, resources).skip_message
 
         with database.begin() as conn:
             conn.execute(
@@ -122,7 +102,7 @@ def test_users_sensor_adds_new_users_and_removes_those_who_left(resources, datab
                 .where(GoogleConnection.user_id == keys[2])
                 .values(status="needs_reauth")
             )
-        result = evaluate_sensor(connected_users_sensor, instance, defs, resources)
+        result = evaluate_sensor(defs, "connected_users_sensor", instance, resources)
         [delete] = result.dynamic_partitions_requests
         assert sorted(delete.partition_keys) == sorted(keys[:2])  # re-consent pending keeps its partition
         assert not result.run_requests

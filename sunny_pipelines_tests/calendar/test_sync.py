@@ -162,6 +162,6 @@ def test_rate_limits_and_server_errors_are_retried_and_exact(google, database, s
     assert stored_rows(database, user["id"]) == truth_rows(sandbox, user)
     with database.begin() as conn:
         state = conn.execute(
-            select(SyncState).where(SyncState.user_id == user["id"], SyncState.service == "calendar")
+            select(SyncState).where(SyncState.user_id == user["id"], SyncState.service == "calendar_list")
         ).one()
     assert state.last_error is None and state.last_synced_at is not None

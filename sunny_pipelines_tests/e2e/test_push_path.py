@@ -36,7 +36,7 @@ def stack(tmp_path, database, cipher, sandbox, connected_users, receiver):
     """Ada synced with live channels (as after her first run), and a Dagster daemon running."""
     ada = connected_users[0]
     google = GoogleResource(
-        database=database, cipher=cipher, sandbox_url=sandbox.base_url, webhook_base_url=receiver
+        database=database, cipher=cipher, sandbox_url=sandbox.base_url, push_receiver_url=receiver
     )
     sync_user_calendars(google.session(ada["id"]), database, ada["id"])
     ensure_calendar_channels(google.session(ada["id"]), database, ada["id"], receiver)

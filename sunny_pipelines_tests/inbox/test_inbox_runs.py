@@ -12,11 +12,16 @@ from sunny_pipelines.db.models import CalendarEvent, WebhookInbox
 from sunny_pipelines.definitions import build_defs
 from sunny_pipelines.inbox import rows as inbox_rows
 from sunny_pipelines.inbox.rows import MAX_ATTEMPTS
-from sunny_pipelines.inbox.sensors import InboxCursor, webhook_inbox_sensor
+from sunny_pipelines.inbox.sensors import InboxCursor
 from sunny_pipelines.partitions import TRIGGER_TAG
 from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines_tests.calendar.helpers import stored_rows, truth_rows, user_calendar_client
-from sunny_pipelines_tests.calendar.test_runs import evaluate_sensor
+from sunny_pipelines_tests.runs import evaluate_sensor, execute
+
+
+def all_finished(run_ids):
+    return set(run_ids)
+
 
 _message_numbers = iter(range(1, 1_000_000))
 
@@ -44,11 +49,6 @@ def inbox_statuses(database) -> dict[int, tuple[str, int]]:
         return {row.id: (row.status, row.attempts) for row in rows}
 
 
-def execute(defs, instance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-    job = defs.resolve_job_def(request.job_name)
-    return job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
-
-
 def first_sync(google, database, users):
     for user in users:
         sync_user_calendars(google.session(user["id"]), database, user["id"])
@@ -74,7 +74,7 @@ def test_notifications_become_one_batched_run_and_rows_end_done(
     ids = [notify(database, ada["id"]), notify(database, alan["id"]), notify(database, ada["id"])]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("users", [u["id"] for u in connected_users])
-        tick = evaluate_sensor(webhook_inbox_sensor, instance, defs, resources)
+        tick = evaluate_sensor(defs, "webhook_inbox_sensor", instance, resources)
         [request] = tick.run_requests
         assert request.tags[TRIGGER_TAG] == "inbox"
         assert f":{max(ids)}:" in request.run_key
@@ -88,7 +88,7 @@ def test_notifications_become_one_batched_run_and_rows_end_done(
         # The third user had no notification: skipped, not synced.
         assert all(status == ("done", 1) for status in inbox_statuses(database).values())
         assert evaluate_sensor(
-            webhook_inbox_sensor, instance, defs, resources, cursor=tick.cursor
+            defs, "webhook_inbox_sensor", instance, resources, cursor=tick.cursor
         ).skip_message
     with database.begin() as conn:
         assert conn.execute(
@@ -115,7 +115,7 @@ def test_failing_user_rows_end_failed_while_others_end_done_then_retry_with_back
     )
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("users", [u["id"] for u in connected_users])
-        tick = evaluate_sensor(webhook_inbox_sensor, instance, defs, resources)
+        tick = evaluate_sensor(defs, "webhook_inbox_sensor", instance, resources)
         result = execute(defs, instance, tick.run_requests[0])
         assert not result.success
         assert instance.get_materialized_partitions(dg.AssetKey("calendar_events")) == {ada["id"]}
@@ -126,7 +126,7 @@ def test_failing_user_rows_end_failed_while_others_end_done_then_retry_with_back
         assert "503" in bad.error and bad.next_attempt_at > datetime.now(UTC)
 
         # Not before its backoff is over…
-        later = evaluate_sensor(webhook_inbox_sensor, instance, defs, resources, cursor=tick.cursor)
+        later = evaluate_sensor(defs, "webhook_inbox_sensor", instance, resources, cursor=tick.cursor)
         assert not later.run_requests
         # …then once more, under a new run key.
         with database.begin() as conn:
@@ -136,7 +136,7 @@ def test_failing_user_rows_end_failed_while_others_end_done_then_retry_with_back
                 .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
             )
         sandbox.world.clear_faults()
-        retry = evaluate_sensor(webhook_inbox_sensor, instance, defs, resources, cursor=tick.cursor)
+        retry = evaluate_sensor(defs, "webhook_inbox_sensor", instance, resources, cursor=tick.cursor)
         [request] = retry.run_requests
         assert request.run_key != tick.run_requests[0].run_key
         assert execute(defs, instance, request).success
@@ -149,7 +149,7 @@ def test_rows_give_up_after_max_attempts(database, connected_users):
     for attempt in range(1, MAX_ATTEMPTS + 1):
         with database.begin() as conn:
             [claimed] = inbox_rows.claim(
-                conn, connected_users[0]["id"], ["google_calendar"], f"run-{attempt}", now
+                conn, connected_users[0]["id"], ["google_calendar"], f"run-{attempt}", now, all_finished
             )
             assert claimed.attempts == attempt
             inbox_rows.mark_failed(conn, [claimed], f"run-{attempt}", "boom", now)
@@ -157,7 +157,10 @@ def test_rows_give_up_after_max_attempts(database, connected_users):
     with database.begin() as conn:
         row = conn.execute(select(WebhookInbox).where(WebhookInbox.id == row_id)).one()
         assert (row.status, row.attempts, row.next_attempt_at) == ("failed", MAX_ATTEMPTS, None)
-        assert inbox_rows.claim(conn, connected_users[0]["id"], ["google_calendar"], "run-x", now) == []
+        assert (
+            inbox_rows.claim(conn, connected_users[0]["id"], ["google_calendar"], "run-x", now, all_finished)
+            == []
+        )
 
 
 def test_rows_of_a_run_killed_midway_are_processed_on_the_next_tick(
@@ -169,24 +172,26 @@ def test_rows_of_a_run_killed_midway_are_processed_on_the_next_tick(
     row_id = notify(database, ada["id"])
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("users", [u["id"] for u in connected_users])
-        tick = evaluate_sensor(webhook_inbox_sensor, instance, defs, resources)
+        tick = evaluate_sensor(defs, "webhook_inbox_sensor", instance, resources)
         # The requested run starts, claims the rows, and its process is killed before it finishes.
         killed = instance.create_run_for_job(
             defs.resolve_job_def("calendar_sync"), tags=tick.run_requests[0].tags
         )
         with database.begin() as conn:
-            inbox_rows.claim(conn, ada["id"], ["google_calendar"], killed.run_id, datetime.now(UTC))
+            inbox_rows.claim(
+                conn, ada["id"], ["google_calendar"], killed.run_id, datetime.now(UTC), all_finished
+            )
         # While that run is alive its rows are left to it…
         instance.handle_run_event(
             killed.run_id,
             dg.DagsterEvent(event_type_value="PIPELINE_START", job_name="calendar_sync", message="started"),
         )
         assert not evaluate_sensor(
-            webhook_inbox_sensor, instance, defs, resources, cursor=tick.cursor
+            defs, "webhook_inbox_sensor", instance, resources, cursor=tick.cursor
         ).run_requests
         # …and once Dagster knows it died, the next tick requests them again.
         instance.report_run_failed(instance.get_run_by_id(killed.run_id), "worker process killed")
-        again = evaluate_sensor(webhook_inbox_sensor, instance, defs, resources, cursor=tick.cursor)
+        again = evaluate_sensor(defs, "webhook_inbox_sensor", instance, resources, cursor=tick.cursor)
         [request] = again.run_requests
         assert execute(defs, instance, request).success
     assert inbox_statuses(database)[row_id] == ("done", 2)
@@ -197,7 +202,7 @@ def test_rows_naming_an_unknown_user_add_the_partition(resources, database, conn
     notify(database, connected_users[2]["id"])
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("users", [connected_users[0]["id"]])
-        tick = evaluate_sensor(webhook_inbox_sensor, instance, defs, resources)
+        tick = evaluate_sensor(defs, "webhook_inbox_sensor", instance, resources)
         [add] = tick.dynamic_partitions_requests
         assert list(add.partition_keys) == [connected_users[2]["id"]]
         assert len(tick.run_requests) == 1

@@ -1,0 +1,245 @@
+"""The one per-user sync protocol every domain asset uses, and how a domain registers itself.
+
+A run covers a range of `users` partitions (see "How runs work" in shared/DESIGN.md). For each
+user the protocol decides whether there is anything to do (the run's trigger: due users for a
+schedule, users with notifications for an inbox run, everyone for a first sync or a backfill),
+holds the (user, service) sync lock, claims the user's inbox rows, calls the domain's
+``work(user_id, claimed_rows)``, then finishes the rows: ``done`` after the work committed,
+``failed`` with the error otherwise. `sync_state` records each outcome. Users run concurrently
+on a bounded thread pool; each user that succeeded gets its own AssetMaterialization, and the
+run then fails naming only the users that failed, so one bad grant never fails the others.
+
+When another run holds a user's lock (a schedule run, an inbox run and a backfill may cover the
+same user at once) the run waits up to ``SUNNY_SYNC_LOCK_WAIT_SECONDS`` (default 120 s: a user's
+sync takes seconds) and then fails that user with `SyncLockBusy`; the rows it claimed are
+marked failed and retried after their backoff. Waiting rather than skipping means that rows
+which arrived during the holder's sync are answered by a listing taken after it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+from sqlalchemy import Connection
+
+from sunny_pipelines.db import sync_state
+from sunny_pipelines.db.locks import sync_lock
+from sunny_pipelines.inbox import rows as inbox_rows
+from sunny_pipelines.inbox.rows import InboxRow
+from sunny_pipelines.partitions import TRIGGER_TAG
+from sunny_pipelines.resources.database import DatabaseResource
+from sunny_pipelines.vocabulary import Source, Trigger
+
+DEFAULT_MAX_WORKERS = int(os.environ.get("SUNNY_USER_CONCURRENCY", "8"))
+LOCK_WAIT_SECONDS = float(os.environ.get("SUNNY_SYNC_LOCK_WAIT_SECONDS", "120"))
+# Users named in a failed run's message; all of them are in its metadata.
+USERS_NAMED_IN_FAILURE = 5
+
+# What a user's work returns: metadata for a materialization, or None when there was nothing to do.
+UserMetadata = Mapping[str, Any] | None
+UserWork = Callable[[str], UserMetadata]
+SyncWork = Callable[[str, list[InboxRow]], UserMetadata]
+DueUsers = Callable[[Connection, Sequence[str], datetime], Collection[str]]
+
+
+# A job a domain registers: `dg.define_asset_job(...)` or `@dg.job`; the sensors need its name.
+Job = Any
+
+
+class UnknownTrigger(ValueError):
+    """A run tagged with a trigger this code does not know: refused rather than syncing everyone."""
+
+
+def run_trigger(tags: Mapping[str, str]) -> Trigger:
+    """The run's trigger; a run without the tag is an operator's backfill (the UI sets none)."""
+    value = tags.get(TRIGGER_TAG)
+    if value is None:
+        return Trigger.BACKFILL
+    try:
+        return Trigger(value)
+    except ValueError:
+        known = ", ".join(t.value for t in Trigger)
+        raise UnknownTrigger(f"run tag {TRIGGER_TAG}={value!r} is not one of: {known}") from None
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What a domain package registers: its definitions, and what the shared sensors need to
+    know of it. `definitions.py` merges the domains; the inbox sensor and the users sensor are
+    built from these descriptors, so neither imports a domain."""
+
+    name: str
+    definitions: dg.Definitions
+    # The job answering the domain's inbox sources (with the `inbox` trigger).
+    inbox_sources: frozenset[Source] = frozenset()
+    inbox_job: Job | None = None
+    # The job a newly connected user's first sync runs (with the `first_sync` trigger).
+    first_sync_job: Job | None = None
+
+
+@dataclass(frozen=True)
+class UserSync:
+    """A domain asset's side of the protocol."""
+
+    service: str  # its `sync_state` row, and the name of its lock
+    inbox_sources: frozenset[Source] = field(default_factory=frozenset)
+    default_interval_seconds: int = sync_state.DEFAULT_INTERVAL_SECONDS
+    # Who a schedule run works on; by default, users whose interval has elapsed.
+    due_users: DueUsers | None = None
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS
+
+    def due(self, conn: Connection, user_ids: Sequence[str], now: datetime) -> set[str]:
+        if self.due_users is not None:
+            return set(self.due_users(conn, user_ids, now))
+        return sync_state.due_users(conn, self.service, now, user_ids)
+
+
+def sync_users(
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    spec: UserSync,
+    work: SyncWork,
+    *,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+) -> Iterator[dg.AssetMaterialization]:
+    """Run ``work`` for the users of this run that have something to do, under the protocol."""
+    trigger = run_trigger(context.run.tags)
+    user_ids = list(context.partition_keys)
+    run_id = context.run_id
+    instance = context.instance
+    scheduled: set[str] = set()
+    if trigger == Trigger.SCHEDULE:
+        with database.begin() as conn:
+            scheduled = spec.due(conn, user_ids, datetime.now(UTC))
+
+    def finished_runs(run_ids: Collection[str]) -> set[str]:
+        gone = set()
+        for claimant in run_ids:
+            run = instance.get_run_by_id(claimant)
+            if run is None or run.is_finished:
+                gone.add(claimant)
+        return gone
+
+    def sync_one(user_id: str) -> UserMetadata:
+        # Claimed before taking the lock: rows that arrive while another run syncs this user are
+        # held for this run (the holder's listing may predate them), never taken by a third.
+        with database.begin() as conn:
+            claimed = inbox_rows.claim(
+                conn, user_id, spec.inbox_sources, run_id, datetime.now(UTC), finished_runs
+            )
+        everyone = trigger in (Trigger.FIRST_SYNC, Trigger.BACKFILL)
+        if not (claimed or everyone or user_id in scheduled):
+            return None
+        try:
+            with sync_lock(database.engine, user_id, spec.service, spec.lock_wait_seconds):
+                if not (claimed or everyone):
+                    # Still due now that we hold the lock? Another run may have just synced.
+                    with database.begin() as conn:
+                        if user_id not in spec.due(conn, [user_id], datetime.now(UTC)):
+                            return None
+                metadata = work(user_id, claimed)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            with database.begin() as conn:
+                inbox_rows.mark_failed(conn, claimed, run_id, error, datetime.now(UTC))
+                sync_state.record_failure(
+                    conn, user_id, spec.service, error, default_interval_seconds=spec.default_interval_seconds
+                )
+            raise
+        with database.begin() as conn:
+            done = inbox_rows.mark_done(conn, claimed, run_id, datetime.now(UTC))
+            if metadata is None:  # the domain found nothing to do for these rows
+                return None
+            sync_state.record_success(
+                conn,
+                user_id,
+                spec.service,
+                int(metadata.get("change_count", 0)),
+                default_interval_seconds=spec.default_interval_seconds,
+            )
+        return {**metadata, "trigger": trigger.value, "inbox_rows_done": done}
+
+    yield from for_each_user(context, user_ids, sync_one, max_workers=max_workers)
+
+
+def for_each_user(
+    context: dg.AssetExecutionContext,
+    user_ids: list[str],
+    work: UserWork,
+    *,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+) -> Iterator[dg.AssetMaterialization]:
+    """Per-partition truth for a batched run: a materialization per user whose ``work`` returned
+    metadata, nothing for users it skipped (None), and a `Failure` naming those that raised."""
+    failures: dict[str, str] = {}
+    skipped = 0
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(user_ids) or 1))) as pool:
+        futures = {pool.submit(_timed, work, user_id): user_id for user_id in user_ids}
+        for future in as_completed(futures):
+            user_id = futures[future]
+            try:
+                metadata = future.result()
+            except Exception as exc:  # one user's failure must not fail the others
+                failures[user_id] = f"{type(exc).__name__}: {exc}"
+                context.log.warning(
+                    f"user {user_id} failed: {failures[user_id]}\n"
+                    + "".join(traceback.format_exception(exc, limit=-3))
+                )
+                continue
+            if metadata is None:
+                skipped += 1
+                continue
+            yield dg.AssetMaterialization(
+                asset_key=context.asset_key, partition=user_id, metadata=dict(metadata)
+            )
+    context.log.info(
+        f"{len(user_ids) - skipped - len(failures)} users materialized, {skipped} skipped "
+        f"(nothing to do), {len(failures)} failed in {time.monotonic() - started:.1f}s"
+    )
+    if failures:
+        raise failure_of(failures, len(user_ids))
+
+
+def failure_of(failures: Mapping[str, str], user_count: int) -> dg.Failure:
+    """The run's Failure: a bounded message naming the first few users, every one in metadata."""
+    named = sorted(failures.items())[:USERS_NAMED_IN_FAILURE]
+    more = len(failures) - len(named)
+    description = f"{len(failures)} of {user_count} users failed: " + "; ".join(
+        f"{user}: {reason[:300]}" for user, reason in named
+    )
+    if more:
+        description += f"; and {more} more (see the failed_users metadata)"
+    return dg.Failure(
+        description=description,
+        metadata={"failed_users": dg.MetadataValue.json(dict(failures))},
+        allow_retries=False,
+    )
+
+
+def best_effort(
+    context: dg.AssetExecutionContext, what: str, step: Callable[[], Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Run an upkeep ``step`` after a good sync (such as opening push channels) whose failure must
+    not fail the user's data: its error becomes metadata and a warning instead."""
+    try:
+        return dict(step())
+    except Exception as exc:
+        context.log.warning(f"{what} failed (the data synced): {type(exc).__name__}: {exc}")
+        return {f"{what}_error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def _timed(work: UserWork, user_id: str) -> UserMetadata:
+    started = time.monotonic()
+    metadata = work(user_id)
+    if metadata is None:
+        return None
+    return {**metadata, "duration_seconds": round(time.monotonic() - started, 3)}
