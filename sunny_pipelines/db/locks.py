@@ -81,8 +81,14 @@ def _advisory_lock(engine: Engine, key: str, wait_seconds: float) -> Iterator[bo
             yield acquired
         finally:
             if acquired:
-                conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": key})
-                conn.commit()
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": key})
+                    conn.commit()
+                except Exception:
+                    # A pooled connection must never go back holding the lock: drop it instead
+                    # (the server releases a session's locks when it ends).
+                    conn.invalidate()
+                    raise
     finally:
         conn.close()
 
