@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -14,6 +15,9 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Why a run was launched (a `vocabulary.Trigger`): it decides whom the run works on (see per_user.py).
 TRIGGER_TAG = "sunny/trigger"
+
+# A job that runs over `users` ranges: `dg.define_asset_job(...)` or `@dg.job` (sensors need its name).
+Job = Any
 
 # A run costs seconds to start, so users are batched, up to this many partitions per run.
 MAX_USERS_PER_RUN = 50

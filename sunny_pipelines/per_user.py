@@ -34,7 +34,7 @@ from sunny_pipelines.db import sync_state
 from sunny_pipelines.db.locks import sync_lock
 from sunny_pipelines.inbox import rows as inbox_rows
 from sunny_pipelines.inbox.rows import InboxRow
-from sunny_pipelines.partitions import TRIGGER_TAG
+from sunny_pipelines.partitions import TRIGGER_TAG, Job
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import Source, Trigger
 
@@ -48,10 +48,6 @@ UserMetadata = Mapping[str, Any] | None
 UserWork = Callable[[str], UserMetadata]
 SyncWork = Callable[[str, list[InboxRow]], UserMetadata]
 DueUsers = Callable[[Connection, Sequence[str], datetime], Collection[str]]
-
-
-# A job a domain registers: `dg.define_asset_job(...)` or `@dg.job`; the sensors need its name.
-Job = Any
 
 
 class UnknownTrigger(ValueError):

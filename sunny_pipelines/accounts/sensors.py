@@ -8,8 +8,7 @@ from sqlalchemy import select
 
 from sunny_pipelines.db.grants import grant_is_usable, user_is_present
 from sunny_pipelines.db.models import GoogleConnection, User
-from sunny_pipelines.partitions import range_run_requests, users
-from sunny_pipelines.per_user import Job
+from sunny_pipelines.partitions import Job, range_run_requests, users
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import Trigger
 

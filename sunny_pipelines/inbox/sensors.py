@@ -20,8 +20,7 @@ import dagster as dg
 
 from sunny_pipelines.inbox import rows as inbox_rows
 from sunny_pipelines.inbox.rows import InboxRow
-from sunny_pipelines.partitions import TRIGGER_TAG, plan_user_ranges, range_tags, users
-from sunny_pipelines.per_user import Job
+from sunny_pipelines.partitions import TRIGGER_TAG, Job, plan_user_ranges, range_tags, users
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import InboxStatus, Trigger
 

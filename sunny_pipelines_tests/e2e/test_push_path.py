@@ -23,6 +23,8 @@ from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines_tests.calendar.helpers import user_calendar_client
 from sunny_pipelines_tests.stack import app_env, dagster_command, dagster_home, running, wait_for
 
+pytestmark = pytest.mark.e2e
+
 
 @dataclass
 class Stack:
