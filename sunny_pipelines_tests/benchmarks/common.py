@@ -1,21 +1,46 @@
-"""Shared set-up for benchmarks: a scratch PostgreSQL database and a served sandbox."""
+"""Shared pieces of the benchmarks: a scratch PostgreSQL database, processes (sandbox, receiver,
+`dagster dev`) started on free ports and stopped cleanly, the real Google client pointed at the
+sandbox, sample ordering, statistics and the JSON report.
+
+Only the project's stable surfaces are used: the CLIs, `GET /sandbox/users`, the real Google
+API client, `store_google_grants` and the resources' constructors.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from sunny_pipelines.db import migrate
-from sunny_pipelines.db.engine import normalize_url
+from sunny_pipelines.db.engine import PROJECT_ROOT, normalize_url
 
 BENCH_DATABASE_URL = normalize_url(
     os.environ.get("SUNNY_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/sunny_bench")
 )
+DEFAULT_JSON_DIR = PROJECT_ROOT / ".sunny" / "bench"
+# The Dagster asset's default number of users worked on at once (SUNNY_USER_CONCURRENCY).
+DEFAULT_USER_CONCURRENCY = 8
+
+
+# --- database -------------------------------------------------------------------------------
 
 
 def fresh_database(url: str = BENCH_DATABASE_URL) -> str:
@@ -34,8 +59,218 @@ def new_token_key() -> str:
     return Fernet.generate_key().decode()
 
 
+# --- processes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def wait_for(condition: Callable[[], object], timeout: float, interval: float = 0.05) -> float:
+    """Poll ``condition`` until truthy; returns the seconds waited. Raises TimeoutError."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"condition not met after {timeout:.0f}s")
+        time.sleep(interval)
+    return time.monotonic() - started
+
+
+def python_command(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def venv_command(name: str, *args: str) -> list[str]:
+    """A console script installed beside this interpreter (``dagster``)."""
+    return [str(Path(sys.executable).parent / name), *args]
+
+
 @contextmanager
-def timed(results: dict[str, float], name: str):
-    started = time.perf_counter()
-    yield
-    results[name] = time.perf_counter() - started
+def running(
+    command: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    ready: Callable[[], bool] | None = None,
+    timeout: float = 120.0,
+) -> Iterator[subprocess.Popen]:
+    """Run ``command`` in its own process group until the block ends; wait for ``ready``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    what = " ".join(command[1:4])
+    try:
+        deadline = time.monotonic() + timeout
+        while ready is not None and not ready():
+            if process.poll() is not None:
+                raise RuntimeError(f"{what} exited with {process.returncode}; see {log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} not ready after {timeout:.0f}s; see {log_path}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@contextmanager
+def sandbox_process(
+    workdir: Path, *, users: int, events_per_user: int, seed: int = 42, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`python -m sunny_pipelines.sandbox` in its own process on a free port; yields its base URL."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    command = python_command(
+        "-m", "sunny_pipelines.sandbox", "--port", str(port), "--users", str(users),
+        "--events-per-user", str(events_per_user), "--seed", str(seed), "--log-level", "WARNING",
+    )  # fmt: skip
+    ready = lambda: http_ok(base_url + "/sandbox/users")  # noqa: E731
+    with running(command, env or dict(os.environ), workdir / "sandbox.log", ready):
+        yield base_url
+
+
+def fetch_grants(sandbox_url: str) -> list[dict[str, Any]]:
+    """The sandbox's users with valid tokens (`GET /sandbox/users`)."""
+    response = requests.get(sandbox_url.rstrip("/") + "/sandbox/users", timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def dagster_home(directory: Path, user_ids: Sequence[str] = ()) -> Path:
+    """A Dagster home with the project's dagster.yaml and ``user_ids`` as `users` partitions."""
+    import dagster as dg
+
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", directory / "dagster.yaml")
+    if user_ids:
+        with dg.DagsterInstance.from_config(str(directory)) as instance:
+            instance.add_dynamic_partitions("users", list(user_ids))
+    return directory
+
+
+def calendar_client(sandbox_url: str, grant: dict[str, Any]) -> Any:
+    """The real Google Calendar v3 client acting as the user of ``grant`` (as their browser would)."""
+    import httplib2
+    from google.oauth2.credentials import Credentials
+    from google_auth_httplib2 import AuthorizedHttp
+    from googleapiclient.discovery import build
+
+    creds = Credentials(
+        token=grant["access_token"],
+        refresh_token=grant.get("refresh_token"),
+        token_uri=sandbox_url + "/token",
+        client_id="sunny-local",
+        client_secret="sunny-local-secret",
+    )
+    return build(
+        "calendar",
+        "v3",
+        http=AuthorizedHttp(creds, http=httplib2.Http(timeout=30)),
+        static_discovery=True,
+        client_options={"api_endpoint": sandbox_url + "/calendar/v3/"},
+    )
+
+
+# --- sampling and statistics ----------------------------------------------------------------
+
+
+def alternating_orders(sides: Sequence[str], samples: int) -> list[list[str]]:
+    """ABBA order: A B, B A, A B, ... so that neither side always runs first (or on a warmer cache)."""
+    forward = list(sides)
+    return [forward if i % 2 == 0 else forward[::-1] for i in range(samples)]
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in 0..1): a value that was actually observed."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def summarize(values: Sequence[float]) -> dict[str, Any]:
+    """Median and spread (min, max, quartiles) of one side's samples."""
+    values = [float(v) for v in values]
+    if not values:
+        return {"n": 0}
+    if len(values) > 1:
+        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    else:
+        q1 = q3 = values[0]
+    return {
+        "n": len(values),
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "q1": q1,
+        "q3": q3,
+        "mean": statistics.fmean(values),
+        "samples": values,
+    }
+
+
+def latency_summary(values: Sequence[float]) -> dict[str, Any]:
+    values = [float(v) for v in values]
+    return {
+        "n": len(values),
+        "p50": percentile(values, 0.50),
+        "p95": percentile(values, 0.95),
+        "p99": percentile(values, 0.99),
+        "max": max(values) if values else math.nan,
+        "min": min(values) if values else math.nan,
+        "samples": values,
+    }
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def format_summary(name: str, summary: dict[str, Any], unit: str = "s", digits: int = 2) -> str:
+    if not summary.get("n"):
+        return f"{name}: no samples"
+    fmt = f"{{:,.{digits}f}}"
+    return (
+        f"{name}: median {fmt.format(summary['median'])} {unit} "
+        f"(min {fmt.format(summary['min'])}, max {fmt.format(summary['max'])}, "
+        f"IQR {fmt.format(summary['q1'])}–{fmt.format(summary['q3'])}; n={summary['n']})"
+    )
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def default_json_path(benchmark: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return DEFAULT_JSON_DIR / f"{benchmark}-{stamp}.json"
+
+
+def write_json(path: Path | str | None, benchmark: str, figures: dict[str, Any]) -> Path:
+    """Write ``figures`` (plus when, where and on what) to ``path``; print and return the path."""
+    target = Path(path) if path else default_json_path(benchmark)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "benchmark": benchmark,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform},
+        **figures,
+    }
+    target.write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    print(f"figures written to {target}", flush=True)
+    return target
