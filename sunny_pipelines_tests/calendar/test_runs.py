@@ -10,6 +10,7 @@ from sunny_pipelines.db import sync_state
 from sunny_pipelines.db.models import GoogleConnection, User
 from sunny_pipelines.definitions import build_defs
 from sunny_pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG, TRIGGER_TAG
+from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines.vocabulary import Trigger
 from sunny_pipelines_tests.runs import evaluate_schedule, evaluate_sensor, run_range
 
@@ -106,3 +107,22 @@ def test_users_sensor_adds_new_users_and_removes_those_who_left(resources, datab
         [delete] = result.dynamic_partitions_requests
         assert sorted(delete.partition_keys) == sorted(keys[:2])  # re-consent pending keeps its partition
         assert not result.run_requests
+
+
+def test_a_channel_that_fails_to_open_leaves_the_data_partition_materialized(
+    resources, database, cipher, sandbox, connected_users
+):
+    # Google refuses the channel's address; the user's events still synced.
+    google = GoogleResource(
+        database=database, cipher=cipher, sandbox_url=sandbox.base_url, push_receiver_url="ftp://nowhere"
+    )
+    defs = build_defs({**resources, "google": google})
+    ada = connected_users[0]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("users", [ada["id"]])
+        result = run_calendar_sync(defs, instance, [ada["id"]])
+        assert result.success
+        assert instance.get_materialized_partitions(CALENDAR_EVENTS) == {ada["id"]}
+        [materialization] = result.asset_materializations_for_node("calendar_events")
+        assert "invalidAddress" in materialization.metadata["channels_error"].value
+    assert stored_rows(database, ada["id"]) == truth_rows(sandbox, ada)
