@@ -200,23 +200,22 @@ _CLOSE_AFTER = frozenset({408, 413, 431})
 class WebhookReceiver:
     """The endpoints, bound to one settings object, one engine, one cert cache, one counter set.
 
-    The receiver has its own engine (`get_engine` key ``webhooks``) with bounded connect, lock,
-    statement and pool waits, and /healthz another small one (``webhooks-health``) with its own
+    The receiver has its own engine (`get_engine` key ``webhooks …``) with bounded connect, lock,
+    statement and pool waits, and /healthz another small one (``webhooks-health …``) with its own
     threads, so that a stalled database is answered 503 within seconds and never hangs /healthz.
     """
 
     def __init__(self, settings: WebhookSettings) -> None:
         self.settings = settings
         pool_size, max_overflow = _DB_CONNECTIONS
+        options = settings.engine_options(pool_size=pool_size, max_overflow=max_overflow)
+        health_options = settings.engine_options(pool_size=1, max_overflow=1)
+        # Engines are cached per key: the options are part of it, so other bounds get other pools.
         self.engine: Engine = get_engine(
-            settings.database_url,
-            key="webhooks",
-            engine_options=settings.engine_options(pool_size=pool_size, max_overflow=max_overflow),
+            settings.database_url, key=f"webhooks {options!r}", engine_options=options
         )
         self.health_engine: Engine = get_engine(
-            settings.database_url,
-            key="webhooks-health",
-            engine_options=settings.engine_options(pool_size=1, max_overflow=1),
+            settings.database_url, key=f"webhooks-health {health_options!r}", engine_options=health_options
         )
         # Requests wait at most db_pool_timeout for one of these slots (then 503); the threads
         # have a limiter of the same size, so a slot holder never waits for a thread.

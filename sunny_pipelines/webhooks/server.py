@@ -80,7 +80,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, reason: str) -> None:
         self._refused = True
         self._disarm()
-        body = json.dumps({"error": reason}).encode()
+        body = json.dumps({"error": reason}, separators=(",", ":")).encode()
         head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
         head += b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
         head += b"connection: close\r\n\r\n"
@@ -102,39 +102,47 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         super().data_received(data)
 
-    def send_400_response(self, msg: str) -> None:
-        if not self._refused:  # a refusal of ours (raised out of a parser callback) already answered
-            super().send_400_response(msg)
-
     def on_message_begin(self) -> None:
+        if self._refused:
+            return
         super().on_message_begin()
         self._header_bytes = 0
         if self._deadline is None:
             self._arm(self.header_timeout, "header")
 
     def _count_header_bytes(self, n: int) -> None:
+        if self._refused:
+            return
         self._header_bytes += n
         if self._header_bytes > self.max_header_bytes:
             log.warning("webhook refused: reason=headers_too_large status=431 client=%s", self.client)
+            # Answered and closing: the rest of this chunk goes through the parser into no-ops.
             self._refuse(431, "headers_too_large")
-            # Stops the parser; uvicorn's 400 for parser errors is suppressed above.
-            raise ValueError("headers too large")
 
     def on_url(self, url: bytes) -> None:
         self._count_header_bytes(len(url))
-        super().on_url(url)
+        if not self._refused:
+            super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count_header_bytes(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        if not self._refused:
+            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        if self._refused:
+            return
         super().on_headers_complete()
         self._arm(self.body_timeout, "body")
 
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
         self._disarm()
-        super().on_message_complete()
+        if not self._refused:
+            super().on_message_complete()
 
 
 def bounded_protocol(settings: WebhookSettings) -> type[BoundedHttpProtocol]:
