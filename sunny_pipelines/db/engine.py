@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -13,7 +15,7 @@ from sqlalchemy.engine import make_url
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_STATE_DIR = Path(os.environ.get("SUNNY_HOME", PROJECT_ROOT / ".sunny"))
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, str], Engine] = {}
 _engines_lock = threading.Lock()
 
 
@@ -41,21 +43,36 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """One pooled engine per URL per process."""
+def get_engine(
+    url: str | None = None, *, key: str = "", engine_options: Mapping[str, Any] | None = None
+) -> Engine:
+    """One pooled engine per (URL, ``key``) per process.
+
+    Existing callers pass only the URL and share the default engine. A component that needs
+    its own pool or settings (the webhook receiver's timeouts) passes a ``key`` and
+    ``engine_options``: keyword arguments of `create_engine` that override the defaults below
+    (``connect_args`` is merged). Options apply when the engine is first created for that key.
+    """
     url = normalize_url(url or database_url_from_env())
     with _engines_lock:
-        engine = _engines.get(url)
+        engine = _engines.get((url, key))
         if engine is None:
             parsed = make_url(url)
             if parsed.get_backend_name() == "sqlite":
                 if parsed.database:
                     Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-                event.listen(engine, "connect", _sqlite_pragmas)
+                kwargs: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
             else:
-                engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-            _engines[url] = engine
+                kwargs = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
+            options = dict(engine_options or {})
+            connect_args = {**kwargs.pop("connect_args", {}), **options.pop("connect_args", {})}
+            kwargs.update(options)
+            if connect_args:
+                kwargs["connect_args"] = connect_args
+            engine = create_engine(url, **kwargs)
+            if parsed.get_backend_name() == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            _engines[(url, key)] = engine
         return engine
 
 

@@ -11,7 +11,7 @@ import logging
 import uvicorn
 
 from sunny_pipelines.webhooks.app import create_app
-from sunny_pipelines.webhooks.server import install_log_redaction
+from sunny_pipelines.webhooks.server import install_log_redaction, uvicorn_options
 from sunny_pipelines.webhooks.settings import WebhookSettings
 
 
@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         log_level=args.log_level,
         access_log=not args.no_access_log,
-        # Behind a proxy in production; Google and Attendee retry, so no long graceful drain.
-        timeout_graceful_shutdown=5,
+        # Header/body deadlines, header size limit, keep-alive and shutdown bounds.
+        **uvicorn_options(settings),
     )
     return 0
 

@@ -9,14 +9,23 @@ counted per reason; database trouble is answered 503 so that the sender retries.
 Status codes (reason in the JSON body):
   200  accepted | duplicate | sync (channel handshake, not queued) | Gmail message acknowledged
        but recorded as a `rejected` row (unknown_mailbox, bad_message_data, missing_data)
-  400  bad_json, bad_payload, bad_envelope, missing_header, bad_header, bad_content_length
+  400  bad_json, bad_payload, bad_envelope, missing_header, bad_header (also a message number
+       beyond unsigned 64 bits), bad_content_length
   401  missing_signature, bad_signature, attendee_secret_not_configured, missing_auth, bad_jwt,
        jwt_expired, jwt_wrong_audience, jwt_wrong_issuer
   403  bad_channel_token, resource_mismatch, channel_inactive (stopped/replaced),
        channel_expired, wrong_service_account, email_not_verified, bad_shared_secret
-  404  unknown_channel, wrong_endpoint (channel of another service), not_found (path)
-  405  method_not_allowed    413  body_too_large
-  503  database_unavailable, certs_unavailable (Google retries both)
+  404  unknown_channel, wrong_endpoint (the channel was opened for another endpoint: its
+       `watch_channels.address` names another path), not_found (path, or an endpoint that no
+       inbox source names)
+  405  method_not_allowed    408  body_timeout (connection closed)    413  body_too_large
+  431  headers_too_large (request line + headers beyond SUNNY_WEBHOOK_MAX_HEADER_BYTES)
+  503  database_unavailable (also a stall: lock, statement, connect and pool waits are bounded),
+       certs_unavailable (Google retries both)
+
+Google channel notifications arrive on `/webhooks/google/{endpoint}`: the endpoint names the
+inbox source (`Source.for_google_endpoint`), and a channel is accepted only on the path it was
+opened with. Adding a domain needs no change here.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -40,6 +51,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sunny_pipelines.db.engine import get_engine
+from sunny_pipelines.vocabulary import Source
 from sunny_pipelines.webhooks import inbox
 from sunny_pipelines.webhooks.auth import (
     AuthFailure,
@@ -64,7 +76,9 @@ REQUIRED_CHANNEL_HEADERS = (
     "x-goog-resource-state",
     "x-goog-message-number",
 )
-_MESSAGE_NUMBER = re.compile(r"[0-9]{1,19}")
+_MESSAGE_NUMBER = re.compile(r"[0-9]{1,20}")
+# Channel message numbers and Gmail history ids are unsigned 64-bit integers at most.
+UINT64_MAX = 2**64 - 1
 # Longest accepted values: beyond the database columns, or beyond anything Google/Attendee send.
 _MAX_HEADER_CHARS = 2048
 _MAX_ID_CHARS = 200
@@ -139,9 +153,25 @@ def parse_json(body: bytes, ref: str | None = None) -> Any:
     return value
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def is_uint64(text: str) -> bool:
+    """ASCII digits naming an integer in [0, 2**64 - 1]."""
+    return 0 < len(text) <= 20 and text.isascii() and text.isdigit() and int(text) <= UINT64_MAX
+
+
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
     """The request body, refused with 413 as soon as it exceeds ``limit`` bytes: checked against
-    Content-Length up front and again while streaming (the header may lie or be absent)."""
+    Content-Length up front and again while streaming (the header may lie or be absent). A body
+    that takes longer than ``timeout`` seconds to arrive is refused with 408 `body_timeout`."""
+    if timeout is None:
+        return await _read_body(request, limit)
+    try:
+        with anyio.fail_after(timeout):
+            return await _read_body(request, limit)
+    except TimeoutError:
+        raise Rejected(408, "body_timeout") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isascii() or not declared.strip().isdigit():
@@ -161,12 +191,37 @@ def _short(value: str | None) -> str | None:
     return None if value is None else value[:100]
 
 
+# Connections of the receiver's engine (pool_size + max_overflow); as many threads may use it.
+_DB_CONNECTIONS = (10, 20)
+# Error answers after which the connection is closed (the body may not have been read).
+_CLOSE_AFTER = frozenset({408, 413, 431})
+
+
 class WebhookReceiver:
-    """The endpoints, bound to one settings object, one engine, one cert cache, one counter set."""
+    """The endpoints, bound to one settings object, one engine, one cert cache, one counter set.
+
+    The receiver has its own engine (`get_engine` key ``webhooks …``) with bounded connect, lock,
+    statement and pool waits, and /healthz another small one (``webhooks-health …``) with its own
+    threads, so that a stalled database is answered 503 within seconds and never hangs /healthz.
+    """
 
     def __init__(self, settings: WebhookSettings) -> None:
         self.settings = settings
-        self.engine: Engine = get_engine(settings.database_url)
+        pool_size, max_overflow = _DB_CONNECTIONS
+        options = settings.engine_options(pool_size=pool_size, max_overflow=max_overflow)
+        health_options = settings.engine_options(pool_size=1, max_overflow=1)
+        # Engines are cached per key: the options are part of it, so other bounds get other pools.
+        self.engine: Engine = get_engine(
+            settings.database_url, key=f"webhooks {options!r}", engine_options=options
+        )
+        self.health_engine: Engine = get_engine(
+            settings.database_url, key=f"webhooks-health {health_options!r}", engine_options=health_options
+        )
+        # Requests wait at most db_pool_timeout for one of these slots (then 503); the threads
+        # have a limiter of the same size, so a slot holder never waits for a thread.
+        self._db_slots = anyio.CapacityLimiter(pool_size + max_overflow)
+        self._db_threads = anyio.CapacityLimiter(pool_size + max_overflow)
+        self._health_threads = anyio.CapacityLimiter(2)
         self.counters = Counters()
         self.certs = CertCache(settings.pubsub_certs_url, ttl_seconds=settings.certs_ttl_seconds)
         self._attendee_key = settings.attendee_key()
@@ -178,10 +233,19 @@ class WebhookReceiver:
         level = logging.ERROR if status >= 500 else logging.WARNING
         log.log(level, "webhook rejected: reason=%s status=%d path=%s ref=%r",
                 reason, status, request.url.path, _short(ref))  # fmt: skip
-        return JSONResponse({"error": reason}, status_code=status)
+        headers = {"connection": "close"} if status in _CLOSE_AFTER else None
+        return JSONResponse({"error": reason}, status_code=status, headers=headers)
+
+    def _check_header_size(self, request: Request) -> None:
+        # uvicorn's protocol refuses these before the app (server.py); this covers other servers.
+        size = len(request.scope.get("raw_path") or b"") + len(request.scope.get("query_string") or b"")
+        size += sum(len(name) + len(value) + 4 for name, value in request.scope["headers"])
+        if size > self.settings.max_header_bytes:
+            raise Rejected(431, "headers_too_large")
 
     async def _guarded(self, request: Request, handler: Callable[[Request], Awaitable[Response]]) -> Response:
         try:
+            self._check_header_size(request)
             return await handler(request)
         except Rejected as exc:
             return self._refuse(request, exc.status, exc.reason, exc.ref)
@@ -190,13 +254,24 @@ class WebhookReceiver:
             log.info("webhook client disconnected: path=%s", request.url.path)
             return Response(status_code=400)
 
+    async def _body(self, request: Request) -> bytes:
+        return await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout)
+
     async def _db(self, ref: str | None, fn: Callable[..., T], *args: Any) -> T:
         try:
-            return await run_in_threadpool(fn, self.engine, *args)
+            # A burst during a stall queues here: bounded, like the wait for a pooled connection.
+            with anyio.fail_after(self.settings.db_pool_timeout):
+                await self._db_slots.acquire()
+        except TimeoutError:
+            raise Rejected(503, "database_unavailable", ref) from None
+        try:
+            return await anyio.to_thread.run_sync(fn, self.engine, *args, limiter=self._db_threads)
         except DatabaseUnavailable:
             raise Rejected(503, "database_unavailable", ref) from None
+        finally:
+            self._db_slots.release()
 
-    def _answer(self, request: Request, source: str, ref: str | None, result: StoreResult) -> JSONResponse:
+    def _answer(self, request: Request, source: Source, ref: str | None, result: StoreResult) -> JSONResponse:
         self.counters.record(result)
         if result.outcome == "recorded_rejected":
             log.warning("webhook acknowledged but unusable: reason=%s path=%s ref=%r inbox_id=%s",
@@ -211,23 +286,23 @@ class WebhookReceiver:
 
     # --- Google channel notifications ----------------------------------------------------------
 
-    async def calendar(self, request: Request) -> Response:
-        return await self._guarded(request, lambda r: self._google_channel(r, "calendar"))
+    async def google_channel(self, request: Request) -> Response:
+        return await self._guarded(request, self._google_channel)
 
-    async def drive(self, request: Request) -> Response:
-        return await self._guarded(request, lambda r: self._google_channel(r, "drive"))
-
-    async def _google_channel(self, request: Request, endpoint: str) -> Response:
+    async def _google_channel(self, request: Request) -> Response:
         headers = request.headers
         ref = headers.get("x-goog-channel-id")
+        source = Source.for_google_endpoint(request.path_params["endpoint"])
+        if source is None:
+            raise Rejected(404, "not_found", ref)
         # Headers carry the notification, but a body still counts against the limit.
-        await read_body(request, self.settings.max_body_bytes)
+        await self._body(request)
         if any(not headers.get(name, "").strip() for name in REQUIRED_CHANNEL_HEADERS):
             raise Rejected(400, "missing_header", ref)
         if any(len(v) > _MAX_HEADER_CHARS for k, v in headers.items() if k.startswith("x-goog-")):
             raise Rejected(400, "bad_header", ref)
         number = headers["x-goog-message-number"].strip()
-        if not _MESSAGE_NUMBER.fullmatch(number):
+        if not _MESSAGE_NUMBER.fullmatch(number) or int(number) > UINT64_MAX:
             raise Rejected(400, "bad_header", ref)
         changed = [part.strip() for part in headers.get("x-goog-changed", "").split(",") if part.strip()]
         note = ChannelNotification(
@@ -240,8 +315,8 @@ class WebhookReceiver:
             channel_expiration=headers.get("x-goog-channel-expiration"),
             changed=changed or None,
         )
-        result = await self._db(ref, inbox.store_channel_notification, endpoint, note)
-        return self._answer(request, inbox.ENDPOINT_SOURCES[endpoint], ref, result)
+        result = await self._db(ref, inbox.store_channel_notification, source, request.url.path, note)
+        return self._answer(request, source, ref, result)
 
     # --- Gmail through Pub/Sub push -----------------------------------------------------------
 
@@ -279,7 +354,7 @@ class WebhookReceiver:
         raise Rejected(401, "missing_auth")
 
     async def _gmail(self, request: Request) -> Response:
-        body = await read_body(request, self.settings.max_body_bytes)
+        body = await self._body(request)
         # Authenticate before parsing: nothing about the body is looked at for strangers.
         await self._authenticate_pubsub(request)
         envelope = parse_json(body)
@@ -294,7 +369,7 @@ class WebhookReceiver:
             raise Rejected(400, "bad_envelope")
         payload, unusable = decode_gmail_message(envelope, message, message_id)
         result = await self._db(message_id, inbox.store_gmail_notification, message_id, payload, unusable)
-        return self._answer(request, "google_gmail", message_id, result)
+        return self._answer(request, Source.GOOGLE_GMAIL, message_id, result)
 
     # --- Attendee -----------------------------------------------------------------------------
 
@@ -302,7 +377,7 @@ class WebhookReceiver:
         return await self._guarded(request, self._attendee)
 
     async def _attendee(self, request: Request) -> Response:
-        body = await read_body(request, self.settings.max_body_bytes)
+        body = await self._body(request)
         payload = parse_json(body)
         try:
             verify_attendee_signature(payload, request.headers.get("x-webhook-signature"), self._attendee_key)
@@ -318,15 +393,23 @@ class WebhookReceiver:
         if not isinstance(claimed, str) or not 0 < len(claimed) <= _MAX_USER_ID_CHARS:
             claimed = None
         result = await self._db(key, inbox.store_attendee_notification, payload, claimed)
-        return self._answer(request, "attendee", key, result)
+        return self._answer(request, Source.ATTENDEE, key, result)
 
     # --- health -------------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
+        """Answers within `health_timeout` whatever the database does: its own engine and
+        threads (never queued behind stalled requests), abandoned when the time is up."""
         try:
-            await run_in_threadpool(inbox.check_database, self.engine)
+            with anyio.fail_after(self.settings.health_timeout):
+                await anyio.to_thread.run_sync(
+                    inbox.check_database,
+                    self.health_engine,
+                    limiter=self._health_threads,
+                    abandon_on_cancel=True,
+                )
             database, status, code = "ok", "ok", 200
-        except DatabaseUnavailable:
+        except (DatabaseUnavailable, TimeoutError):
             database, status, code = "unavailable", "error", 503
         return JSONResponse({"status": status, "database": database, **self.counters.snapshot()}, code)
 
@@ -377,8 +460,7 @@ def decode_gmail_message(
         or "@" not in email
         or len(email) > 320
         or not isinstance(history, str)
-        or not history.isascii()
-        or not history.isdigit()
+        or not is_uint64(history)
     ):
         payload["data"] = data[:512]
         return payload, "bad_message_data"
@@ -399,9 +481,9 @@ def create_app(settings: WebhookSettings | None = None) -> Starlette:
         log.warning("no Attendee webhook secret configured: /webhooks/attendee rejects everything")
     app = Starlette(
         routes=[
-            Route("/webhooks/google/calendar", receiver.calendar, methods=["POST"]),
-            Route("/webhooks/google/drive", receiver.drive, methods=["POST"]),
+            # Pub/Sub's Gmail push first; every other Google endpoint is a channel endpoint.
             Route("/webhooks/google/gmail", receiver.gmail, methods=["POST"]),
+            Route("/webhooks/google/{endpoint}", receiver.google_channel, methods=["POST"]),
             Route("/webhooks/attendee", receiver.attendee, methods=["POST"]),
             Route("/healthz", receiver.healthz, methods=["GET"]),
         ],

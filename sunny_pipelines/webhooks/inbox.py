@@ -14,24 +14,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from sunny_pipelines.db.models import GoogleConnection, User, WatchChannel, WebhookInbox
 from sunny_pipelines.db.secrets import channel_token_matches
+from sunny_pipelines.vocabulary import ChannelStatus, InboxStatus, Source, UserStatus
 
 log = logging.getLogger(__name__)
 
 INBOX = WebhookInbox.__table__
-
-# Which watch_channels.service values each Google endpoint accepts.
-ENDPOINT_SERVICES: dict[str, frozenset[str]] = {
-    "calendar": frozenset({"calendar_events", "calendar_list"}),
-    "drive": frozenset({"drive"}),
-}
-ENDPOINT_SOURCES = {"calendar": "google_calendar", "drive": "google_drive"}
 
 Outcome = Literal["accepted", "duplicate", "sync", "recorded_rejected"]
 
@@ -92,12 +87,12 @@ def _now() -> datetime:
 def insert_inbox_row(
     conn: Connection,
     *,
-    source: str,
+    source: Source,
     dedup_key: str,
     payload: dict[str, Any],
     user_id: str | None = None,
     channel_id: str | None = None,
-    status: str = "pending",
+    status: InboxStatus = InboxStatus.PENDING,
     error: str | None = None,
 ) -> int | None:
     """INSERT … ON CONFLICT (dedup_key) DO NOTHING. Returns the new id, or None for a duplicate."""
@@ -112,7 +107,7 @@ def insert_inbox_row(
         "attempts": 0,
         "error": error,
     }
-    if status != "pending":
+    if status != InboxStatus.PENDING:
         values["processed_at"] = func.now()
     stmt = (
         insert(INBOX)
@@ -123,24 +118,38 @@ def insert_inbox_row(
     return conn.execute(stmt).scalar_one_or_none()
 
 
-def store_channel_notification(engine: Engine, endpoint: str, note: ChannelNotification) -> StoreResult:
-    """Authenticate a Calendar/Drive notification against its channel row and queue it."""
+def channel_opened_for(address: str | None, request_path: str) -> bool:
+    """Whether a channel whose `watch_channels.address` is ``address`` (the full URL given to
+    Google) belongs on ``request_path``: same path, or a path that ends with it after a "/"
+    (a proxy that strips a public prefix). A channel without an address belongs nowhere."""
+    if not address:
+        return False
+    opened = unquote(urlsplit(address).path).rstrip("/")
+    path = request_path.rstrip("/")
+    return bool(path) and (opened == path or opened.endswith("/" + path.lstrip("/")))
+
+
+def store_channel_notification(
+    engine: Engine, source: Source, request_path: str, note: ChannelNotification
+) -> StoreResult:
+    """Authenticate a Google channel notification against its channel row and queue it as
+    ``source``. The channel must have been opened for ``request_path``."""
     ref = note.channel_id
     with _transaction(engine) as conn:
         channels = WatchChannel.__table__
         row = conn.execute(select(channels).where(channels.c.id == note.channel_id)).first()
         if row is None:
             raise Rejected(404, "unknown_channel", ref)
-        if row.service not in ENDPOINT_SERVICES[endpoint]:
+        if not channel_opened_for(row.address, request_path):
             raise Rejected(404, "wrong_endpoint", ref)
         # The token authenticates the sender; check it before revealing anything about state.
         if not channel_token_matches(note.token, row.token_hash):
             raise Rejected(403, "bad_channel_token", ref)
         if row.resource_id and row.resource_id != note.resource_id:
             raise Rejected(403, "resource_mismatch", ref)
-        if row.status == "expired" or (row.expires_at is not None and row.expires_at <= _now()):
+        if row.status == ChannelStatus.EXPIRED or (row.expires_at is not None and row.expires_at <= _now()):
             raise Rejected(403, "channel_expired", ref)
-        if row.status != "active":
+        if row.status != ChannelStatus.ACTIVE:
             raise Rejected(403, "channel_inactive", ref)
         if note.resource_state == "sync":
             # The handshake Google sends when a channel is created: nothing changed yet.
@@ -157,7 +166,7 @@ def store_channel_notification(engine: Engine, endpoint: str, note: ChannelNotif
         }
         inbox_id = insert_inbox_row(
             conn,
-            source=ENDPOINT_SOURCES[endpoint],
+            source=source,
             user_id=row.user_id,
             channel_id=row.id,
             dedup_key=f"google:{row.id}:{note.message_number}",
@@ -172,12 +181,12 @@ def _user_for_mailbox(conn: Connection, email: str) -> str | None:
     user_id = conn.execute(
         select(GoogleConnection.user_id)
         .join(User, User.id == GoogleConnection.user_id)
-        .where(func.lower(GoogleConnection.google_email) == needle, User.status == "active")
+        .where(func.lower(GoogleConnection.google_email) == needle, User.status == UserStatus.ACTIVE)
         .limit(1)
     ).scalar_one_or_none()
     if user_id is None:
         user_id = conn.execute(
-            select(User.id).where(func.lower(User.email) == needle, User.status == "active").limit(1)
+            select(User.id).where(func.lower(User.email) == needle, User.status == UserStatus.ACTIVE).limit(1)
         ).scalar_one_or_none()
     return user_id
 
@@ -200,11 +209,11 @@ def store_gmail_notification(
                 reason = "unknown_mailbox"
         inbox_id = insert_inbox_row(
             conn,
-            source="google_gmail",
+            source=Source.GOOGLE_GMAIL,
             user_id=user_id,
             dedup_key=dedup_key,
             payload=payload,
-            status="rejected" if reason else "pending",
+            status=InboxStatus.REJECTED if reason else InboxStatus.PENDING,
             error=reason,
         )
     if inbox_id is None:
@@ -225,7 +234,7 @@ def store_attendee_notification(
             user_id = conn.execute(select(User.id).where(User.id == claimed_user)).scalar_one_or_none()
         inbox_id = insert_inbox_row(
             conn,
-            source="attendee",
+            source=Source.ATTENDEE,
             user_id=user_id,
             dedup_key=f"attendee:{payload['idempotency_key']}",
             payload=payload,
@@ -234,6 +243,7 @@ def store_attendee_notification(
 
 
 def check_database(engine: Engine) -> None:
-    """A trivial round trip; raises DatabaseUnavailable when the database cannot answer."""
+    """A round trip that reads the inbox table, so that a lock keeping the receiver from writing
+    it (under the engine's lock timeout) also fails the check; raises DatabaseUnavailable."""
     with _transaction(engine) as conn:
-        conn.execute(text("SELECT 1"))
+        conn.execute(select(INBOX.c.id).limit(1))

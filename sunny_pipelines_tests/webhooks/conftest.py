@@ -31,6 +31,7 @@ PUBSUB_AUDIENCE = "https://hooks.example.test/webhooks/google/gmail"
 PUBSUB_SERVICE_ACCOUNT = "gmail-push@sunny-test.iam.gserviceaccount.com"
 PUBSUB_SHARED_SECRET = "shared-push-secret-xyz"
 KID = "test-kid-1"
+WEBHOOK_BASE_URL = "https://hooks.example.test"
 
 
 def _key_and_cert(common_name: str) -> tuple[rsa.RSAPrivateKey, str]:
@@ -173,7 +174,14 @@ def add_channel(
     resource_id: str | None = "res-1",
     status: str = "active",
     expires_in: timedelta | None = timedelta(days=7),
+    endpoint: str | None = None,
+    address: str | None = None,
 ) -> None:
+    """A channel row as the domains open them: ``address`` is the full URL given to Google,
+    `<base>/webhooks/google/<endpoint>` (drive channels on `drive`, others on `calendar`)."""
+    if address is None:
+        endpoint = endpoint or ("drive" if service == "drive" else "calendar")
+        address = f"{WEBHOOK_BASE_URL}/webhooks/google/{endpoint}"
     with database.begin() as conn:
         conn.execute(
             WatchChannel.__table__.insert().values(
@@ -183,7 +191,7 @@ def add_channel(
                 target=target,
                 resource_id=resource_id,
                 token_hash=channel_token_digest(token),
-                address="https://hooks.example.test/webhooks/google/calendar",
+                address=address,
                 expires_at=None if expires_in is None else datetime.now(UTC) + expires_in,
                 status=status,
             )
