@@ -33,8 +33,9 @@ from sqlalchemy import Connection
 from sunny_pipelines.db import sync_state
 from sunny_pipelines.db.locks import sync_lock
 from sunny_pipelines.inbox import rows as inbox_rows
+from sunny_pipelines.inbox.claimants import finished_runs
 from sunny_pipelines.inbox.rows import InboxRow
-from sunny_pipelines.partitions import TRIGGER_TAG, Job
+from sunny_pipelines.partitions import MAX_USERS_PER_RUN, TRIGGER_TAG, Job, users
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import Source, Trigger
 
@@ -67,21 +68,6 @@ def run_trigger(tags: Mapping[str, str]) -> Trigger:
 
 
 @dataclass(frozen=True)
-class Domain:
-    """What a domain package registers: its definitions, and what the shared sensors need to
-    know of it. `definitions.py` merges the domains; the inbox sensor and the users sensor are
-    built from these descriptors, so neither imports a domain."""
-
-    name: str
-    definitions: dg.Definitions
-    # The job answering the domain's inbox sources (with the `inbox` trigger).
-    inbox_sources: frozenset[Source] = frozenset()
-    inbox_job: Job | None = None
-    # The job a newly connected user's first sync runs (with the `first_sync` trigger).
-    first_sync_job: Job | None = None
-
-
-@dataclass(frozen=True)
 class UserSync:
     """A domain asset's side of the protocol."""
 
@@ -98,6 +84,42 @@ class UserSync:
         return sync_state.due_users(conn, self.service, now, user_ids)
 
 
+@dataclass(frozen=True)
+class Domain:
+    """What a domain package registers: its definitions, and what the shared sensors need to
+    know of it. `definitions.py` merges the domains; the inbox sensor and the users sensor are
+    built from these descriptors, so neither imports a domain."""
+
+    name: str
+    definitions: dg.Definitions
+    # Its per-user sync: the service (sync_state row, lock), inbox sources, default interval.
+    sync: UserSync | None = None
+    # The job answering the sync's inbox sources (runs tagged with the `inbox` trigger).
+    inbox_job: Job | None = None
+    # The job a newly connected user's first sync runs (with the `first_sync` trigger).
+    first_sync_job: Job | None = None
+    # The concurrency pool of its assets (one of the old Celery queues).
+    pool: str | None = None
+
+    @property
+    def inbox_sources(self) -> frozenset[Source]:
+        return self.sync.inbox_sources if self.sync and self.inbox_job else frozenset()
+
+
+def per_user_asset(*, pool: str, group_name: str, kinds: set[str]) -> dict[str, Any]:
+    """Decorator arguments of a per-user asset of batched runs: `users` partitions, one
+    materialization per user that succeeded (so no output is required), UI backfills split into
+    runs of at most `MAX_USERS_PER_RUN` users, and the domain's concurrency pool."""
+    return {
+        "partitions_def": users,
+        "output_required": False,
+        "backfill_policy": dg.BackfillPolicy.multi_run(MAX_USERS_PER_RUN),
+        "pool": pool,
+        "group_name": group_name,
+        "kinds": kinds,
+    }
+
+
 def sync_users(
     context: dg.AssetExecutionContext,
     database: DatabaseResource,
@@ -112,24 +134,20 @@ def sync_users(
     run_id = context.run_id
     instance = context.instance
     scheduled: set[str] = set()
+
+    def claims_void(run_ids: Collection[str]) -> set[str]:
+        return finished_runs(instance, run_ids)
+
     if trigger == Trigger.SCHEDULE:
         with database.begin() as conn:
             scheduled = spec.due(conn, user_ids, datetime.now(UTC))
-
-    def finished_runs(run_ids: Collection[str]) -> set[str]:
-        gone = set()
-        for claimant in run_ids:
-            run = instance.get_run_by_id(claimant)
-            if run is None or run.is_finished:
-                gone.add(claimant)
-        return gone
 
     def sync_one(user_id: str) -> UserMetadata:
         # Claimed before taking the lock: rows that arrive while another run syncs this user are
         # held for this run (the holder's listing may predate them), never taken by a third.
         with database.begin() as conn:
             claimed = inbox_rows.claim(
-                conn, user_id, spec.inbox_sources, run_id, datetime.now(UTC), finished_runs
+                conn, user_id, spec.inbox_sources, run_id, datetime.now(UTC), claims_void
             )
         everyone = trigger in (Trigger.FIRST_SYNC, Trigger.BACKFILL)
         if not (claimed or everyone or user_id in scheduled):

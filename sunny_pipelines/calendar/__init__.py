@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from sunny_pipelines.calendar.assets import CALENDAR_SYNC, calendar_events, calendar_watch_channels
+from sunny_pipelines.calendar.assets import CALENDAR_SYNC, POOL, calendar_events, calendar_watch_channels
 from sunny_pipelines.calendar.jobs import calendar_channels_job, calendar_sync_job, departed_user_channels_job
 from sunny_pipelines.calendar.schedules import (
     calendar_sync_schedule,
@@ -24,7 +24,8 @@ domain = Domain(
             departed_user_channels_schedule,
         ],
     ),
-    inbox_sources=CALENDAR_SYNC.inbox_sources,
+    sync=CALENDAR_SYNC,
     inbox_job=calendar_sync_job,
     first_sync_job=calendar_sync_job,
+    pool=POOL,
 )

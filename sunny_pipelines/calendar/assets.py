@@ -9,12 +9,12 @@ from sunny_pipelines.calendar.channels import LIST_CHANNEL, ensure_calendar_chan
 from sunny_pipelines.calendar.sync import SERVICE, sync_user_calendars
 from sunny_pipelines.db.locks import sync_lock
 from sunny_pipelines.inbox.rows import InboxRow
-from sunny_pipelines.partitions import MAX_USERS_PER_RUN, users
 from sunny_pipelines.per_user import (
     LOCK_WAIT_SECONDS,
     UserSync,
     best_effort,
     for_each_user,
+    per_user_asset,
     run_trigger,
     sync_users,
 )
@@ -28,16 +28,8 @@ CALENDAR_SYNC = UserSync(
     default_interval_seconds=30 * 60,  # the old beat table's "Calendar sync, every 30 min"
 )
 
-# Per-user assets of batched runs: one materialization per user that succeeded (see per_user.py),
-# UI backfills split into runs of at most 50 users, the old "calendar" Celery queue as a pool.
-PER_USER_CALENDAR_ASSET: dict[str, Any] = {
-    "partitions_def": users,
-    "output_required": False,
-    "backfill_policy": dg.BackfillPolicy.multi_run(MAX_USERS_PER_RUN),
-    "pool": "calendar",
-    "group_name": "calendar",
-    "kinds": {"google", "sql"},
-}
+POOL = "calendar"  # the old "calendar" Celery queue
+PER_USER_CALENDAR_ASSET = per_user_asset(pool=POOL, group_name="calendar", kinds={"google", "sql"})
 
 
 @dg.asset(

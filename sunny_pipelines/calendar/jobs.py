@@ -2,7 +2,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from sunny_pipelines.calendar.assets import calendar_events, calendar_watch_channels
+from sunny_pipelines.calendar.assets import POOL, calendar_events, calendar_watch_channels
 from sunny_pipelines.calendar.channels import departed_users_channels, stop_channel
 from sunny_pipelines.partitions import users
 from sunny_pipelines.resources.database import DatabaseResource
@@ -27,7 +27,7 @@ calendar_channels_job = dg.define_asset_job(
 )
 
 
-@dg.op(pool="calendar")
+@dg.op(pool=POOL)
 def stop_departed_user_channels(
     context: dg.OpExecutionContext, google: GoogleResource, database: DatabaseResource
 ) -> Iterator[dg.Output[int]]:

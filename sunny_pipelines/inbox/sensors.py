@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from sunny_pipelines.inbox import rows as inbox_rows
+from sunny_pipelines.inbox.claimants import finished_runs
 from sunny_pipelines.inbox.rows import InboxRow
 from sunny_pipelines.partitions import TRIGGER_TAG, Job, plan_user_ranges, range_tags, users
 from sunny_pipelines.resources.database import DatabaseResource
@@ -127,15 +128,6 @@ def plan_inbox_runs(
     return requests, new_users
 
 
-def _alive_runs(instance: dg.DagsterInstance, run_ids: Collection[str]) -> set[str]:
-    alive = set()
-    for run_id in run_ids:
-        run = instance.get_run_by_id(run_id)
-        if run is not None and not run.is_finished:
-            alive.add(run_id)
-    return alive
-
-
 def build_webhook_inbox_sensor(
     jobs_by_source: Mapping[str, Job],
 ) -> dg.SensorDefinition:
@@ -165,7 +157,8 @@ def build_webhook_inbox_sensor(
         seen = [r.id for r in after + late]
         new = [r for r in after + late if r.status == InboxStatus.PENDING and r.source in job_for_source]
         new_ids = {r.id for r in new}
-        alive = _alive_runs(context.instance, {r.claimed_by for r in earlier if r.claimed_by})
+        claimants = {r.claimed_by for r in earlier if r.claimed_by}
+        alive = claimants - finished_runs(context.instance, claimants)
         retry = [
             r
             for r in earlier

@@ -54,7 +54,7 @@ def probe_domain(probe: Probe) -> Domain:
     return Domain(
         name="probe",
         definitions=dg.Definitions(assets=[probe_items], jobs=[job]),
-        inbox_sources=PROBE.inbox_sources,
+        sync=PROBE,
         inbox_job=job,
         first_sync_job=job,
     )
