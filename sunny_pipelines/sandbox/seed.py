@@ -15,8 +15,7 @@ import random
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sunny_pipelines.sandbox.calendar_store import materialize, meet_conference
-from sunny_pipelines.sandbox.common import (
+from sunny_pipelines.sandbox.core.common import (
     base32hex_id,
     format_datetime,
     get_zone,
@@ -24,7 +23,8 @@ from sunny_pipelines.sandbox.common import (
     rfc3339_millis,
     stable_id,
 )
-from sunny_pipelines.sandbox.recurrence import timed_occurrence
+from sunny_pipelines.sandbox.services.calendar.recurrence import timed_occurrence
+from sunny_pipelines.sandbox.services.calendar.store import generated_instance, meet_conference
 from sunny_pipelines.sandbox.world import World
 
 DOMAIN = "example.com"
@@ -585,7 +585,7 @@ def _series(
     if len(occs) >= 4:
         moved, dropped = occs[2], occs[3]
         iid = f"{res['id']}_{moved.suffix}"
-        inst = materialize(res, moved, iid, cal_id)
+        inst = generated_instance(res, moved, iid, cal_id)
         shift = timedelta(hours=1)
         zone = get_zone(tz)
         new_start = datetime.fromisoformat(moved.start["dateTime"]).astimezone(zone) + shift
@@ -600,7 +600,7 @@ def _series(
             res["recurrence"] = [rule, f"EXDATE;TZID={tz}:{local:%Y%m%dT%H%M%S}"]
         else:
             did = f"{res['id']}_{dropped.suffix}"
-            overrides[did] = {**materialize(res, dropped, did, cal_id), "status": "cancelled"}
+            overrides[did] = {**generated_instance(res, dropped, did, cal_id), "status": "cancelled"}
     ctx.world.calendar.put_event(cal_id, res, overrides=overrides, notify=False)
 
 
