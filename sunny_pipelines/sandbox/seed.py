@@ -129,7 +129,7 @@ _LINK_KINDS = ("meet", "zoom", "teams", "webex", "none")
 _LINK_WEIGHTS = (30, 14, 10, 6, 40)
 
 
-class _Ctx:
+class _SeedContext:
     def __init__(self, world: World, rng: random.Random) -> None:
         self.world = world
         self.rng = rng
@@ -167,7 +167,7 @@ def seed_world(world: World, users: int, events_per_user: int) -> None:
 
 def _seed(world: World, users: int, events_per_user: int) -> None:
     rng = random.Random(world.seed)
-    ctx = _Ctx(world, rng)
+    ctx = _SeedContext(world, rng)
     for n in range(24):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         domain = EXTERNAL_DOMAINS[n % len(EXTERNAL_DOMAINS)]
@@ -273,7 +273,7 @@ def _holidays(region: str, year: int) -> list[tuple[date, str]]:
     ]
 
 
-def _holiday_calendars(ctx: _Ctx, zones: set[str]) -> dict[str, str]:
+def _holiday_calendars(ctx: _SeedContext, zones: set[str]) -> dict[str, str]:
     regions = {r for r in (_region(z) for z in zones) if r}
     out = {}
     today = datetime.fromtimestamp(ctx.now).date()
@@ -340,7 +340,7 @@ def _response(rng: random.Random) -> str:
     return rng.choices(["accepted", "tentative", "needsAction", "declined"], [60, 10, 20, 10])[0]
 
 
-def _slot(ctx: _Ctx, tz: str, day_range: tuple[int, int] = (-14, 30)) -> datetime:
+def _slot(ctx: _SeedContext, tz: str, day_range: tuple[int, int] = (-14, 30)) -> datetime:
     rng = ctx.rng
     zone = get_zone(tz)
     day = ctx.today(tz) + timedelta(days=rng.randint(*day_range))
@@ -349,7 +349,7 @@ def _slot(ctx: _Ctx, tz: str, day_range: tuple[int, int] = (-14, 30)) -> datetim
     return datetime.combine(day, time(rng.randint(8, 17), rng.choice((0, 0, 30))), tzinfo=zone)
 
 
-def _add_link(ctx: _Ctx, res: dict[str, Any], kind: str, host: dict[str, Any]) -> None:
+def _add_link(ctx: _SeedContext, res: dict[str, Any], kind: str, host: dict[str, Any]) -> None:
     rng = ctx.rng
     if kind == "meet":
         code = meet_code(rng)
@@ -414,7 +414,7 @@ def _add_link(ctx: _Ctx, res: dict[str, Any], kind: str, host: dict[str, Any]) -
 
 
 def _base(
-    ctx: _Ctx,
+    ctx: _SeedContext,
     cal_id: str,
     summary: str,
     start: dict[str, str],
@@ -442,7 +442,7 @@ def _base(
     }
 
 
-def _title(ctx: _Ctx, template: str, company: str = "Globex") -> str:
+def _title(ctx: _SeedContext, template: str, company: str = "Globex") -> str:
     rng = ctx.rng
     return template.format(
         project=rng.choice(PROJECTS),
@@ -451,7 +451,7 @@ def _title(ctx: _Ctx, template: str, company: str = "Globex") -> str:
     )
 
 
-def _timed(ctx: _Ctx, tz: str) -> tuple[dict[str, str], dict[str, str]]:
+def _timed(ctx: _SeedContext, tz: str) -> tuple[dict[str, str], dict[str, str]]:
     start = _slot(ctx, tz)
     end = start + timedelta(minutes=ctx.rng.choice((15, 30, 30, 45, 60, 60, 90)))
     return (
@@ -460,7 +460,9 @@ def _timed(ctx: _Ctx, tz: str) -> tuple[dict[str, str], dict[str, str]]:
     )
 
 
-def _user_events(ctx: _Ctx, user: dict[str, Any], colleagues: list[dict[str, Any]], count: int) -> None:
+def _user_events(
+    ctx: _SeedContext, user: dict[str, Any], colleagues: list[dict[str, Any]], count: int
+) -> None:
     rng = ctx.rng
     store = ctx.world.calendar
     cal_id, tz = user["email"], user["timezone"]
@@ -532,7 +534,7 @@ def _user_events(ctx: _Ctx, user: dict[str, Any], colleagues: list[dict[str, Any
 
 
 def _series(
-    ctx: _Ctx,
+    ctx: _SeedContext,
     cal_id: str,
     tz: str,
     organizer: dict[str, Any],
@@ -604,7 +606,9 @@ def _series(
     ctx.world.calendar.put_event(cal_id, res, overrides=overrides, notify=False)
 
 
-def _team_events(ctx: _Ctx, cal_id: str, summary: str, members: list[dict[str, Any]], count: int) -> None:
+def _team_events(
+    ctx: _SeedContext, cal_id: str, summary: str, members: list[dict[str, Any]], count: int
+) -> None:
     rng = ctx.rng
     tz = members[0]["timezone"]
     org = {"email": cal_id, "displayName": summary}

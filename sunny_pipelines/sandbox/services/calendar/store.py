@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from sunny_pipelines.sandbox.core.change_feed import ChangeFeed
@@ -937,14 +937,14 @@ class CalendarStore:
         cal: Calendar,
         fields: dict[str, Any],
         base: dict[str, Any],
-        conference: tuple[int, Any, bool],
+        conference: ConferenceRequest,
         seq: int,
         now: float,
         old: dict[str, Any] | None,
     ) -> dict[str, Any]:
         """Validate and complete an event resource from its writable `fields` and read-only `base`.
 
-        `conference` is (conferenceDataVersion, the request's conferenceData or _MISSING, is_patch).
+        `conference` says what the request asked of the event's conference data.
         """
         res = dict(base)
         for key in _PASSTHROUGH:
@@ -980,7 +980,7 @@ class CalendarStore:
                 res.pop("recurrence")
         if "attendees" in res:
             res["attendees"] = self._normalize_attendees(res["attendees"], res["organizer"]["email"])
-        self._apply_conference(res, *conference, old)
+        self._apply_conference(res, conference, old)
         res.setdefault("reminders", {"useDefault": True})
         res.setdefault("eventType", "default")
         res["updated"] = rfc3339_millis(now)
@@ -1013,10 +1013,11 @@ class CalendarStore:
         return out
 
     def _apply_conference(
-        self, res: dict[str, Any], version: int, requested: Any, patch: bool, old: dict[str, Any] | None
+        self, res: dict[str, Any], conference: ConferenceRequest, old: dict[str, Any] | None
     ) -> None:
         """Conference data follows the request only with conferenceDataVersion=1 (Google ignores it
         otherwise); a patch that does not mention it keeps the old data, an update drops it."""
+        version, requested, patch = conference
         res.pop("conferenceData", None)
         res.pop("hangoutLink", None)
         old = old or {}
@@ -1075,7 +1076,7 @@ class CalendarStore:
                 "iCalUID": body.get("iCalUID") or f"{event_id}@google.com",
             }
             fields = {k: v for k, v in body.items() if k not in _READ_ONLY}
-            conference = (conference_version, body.get("conferenceData", _MISSING), False)
+            conference = ConferenceRequest(conference_version, body.get("conferenceData", _MISSING), False)
             res = self._finish(cal, fields, base, conference, seq, now, None)
             cal.bump(now)
             stored = StoredEvent(res, seq)
@@ -1109,7 +1110,7 @@ class CalendarStore:
             else:
                 fields = {"status": old.get("status", "confirmed"), **body}
             base = {k: old[k] for k in _READ_ONLY if k in old}
-            conference = (conference_version, body.get("conferenceData", _MISSING), patch)
+            conference = ConferenceRequest(conference_version, body.get("conferenceData", _MISSING), patch)
             now = self.world.now()
             seq = cal.seq + 1
             res = self._finish(cal, fields, base, conference, seq, now, old)
@@ -1275,6 +1276,12 @@ def meet_conference(code: str, request_id: str | None = None) -> dict[str, Any]:
 
 
 _MISSING = object()  # "the request did not mention this field", as opposed to null
+
+
+class ConferenceRequest(NamedTuple):
+    version: int  # the request's conferenceDataVersion (Google ignores conferenceData below 1)
+    requested: Any  # the request's conferenceData, or _MISSING
+    patch: bool  # events.patch (merge) rather than events.update (replace)
 
 
 def _sync_gone() -> ApiError:
