@@ -1,12 +1,16 @@
 """The sandbox's HTTP app: Starlette routing over the control endpoints and every service's routes.
 
-Handlers are plain functions (`handler(request, **path_params) -> Response`) run in a worker
-thread, since they take the world's lock and injected latency sleeps. Google API routes get bearer
+Handlers are plain functions (`handler(request, **path_params) -> Response`). They only touch
+in-memory state under short locks, so they run on the event loop itself, as the old threaded
+server ran them on the connection's thread: a hop through a worker thread costs more than the
+handler under CPU contention. Injected latency is awaited, never slept. Routes marked `blocking`
+(those that make outgoing HTTP calls) run in a worker thread. Google API routes get bearer
 authentication, fault injection and request counting here, once for every service.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import logging
 from typing import Any
@@ -54,7 +58,15 @@ class SandboxApp:
                 headers=request.headers,
                 body=await request.body(),
             )
-            return await run_in_threadpool(self.dispatch, api_route, req, dict(request.path_params))
+            params = dict(request.path_params)
+            if api_route.blocking:
+                return await run_in_threadpool(self.dispatch, api_route, req, params)
+            if api_route.api is not None:
+                # Authentication, counting and faults first, so injected latency is awaited.
+                delay = self._guard(req)
+                if delay:
+                    await asyncio.sleep(delay)
+            return self.dispatch(api_route, req, params, guarded=True)
 
         return endpoint
 
@@ -69,10 +81,12 @@ class SandboxApp:
             return json_response(err.body(), err.code, err.headers)
         return json_response({"error": "not found", "path": path}, status)
 
-    def dispatch(self, api_route: ApiRoute, req: Request, params: dict[str, str]) -> Response:
+    def dispatch(
+        self, api_route: ApiRoute, req: Request, params: dict[str, str], guarded: bool = False
+    ) -> Response:
         try:
             if api_route.api is not None:
-                return self._google_api(api_route, req, params)
+                return self._google_api(api_route, req, params, guarded)
             return api_route.handler(req, **params)
         except ApiError as exc:
             return json_response(exc.body(), exc.code, exc.headers)
@@ -83,19 +97,26 @@ class SandboxApp:
             err = backend_error(500)
             return json_response(err.body(), 500)
 
-    def _google_api(self, api_route: ApiRoute, req: Request, params: dict[str, str]) -> Response:
+    def _guard(self, req: Request) -> float:
+        """Authenticate, count the request and take its queued faults (kept on the request, to answer
+        once the latency has passed); returns that latency in seconds."""
         world = self.world
         auth = world.accounts.authenticate(req.bearer)
-        email = auth[0].email if auth else None
-        world.counters.count(email, req.path)
-        latency_ms, fault = world.faults.take(email)
-        if latency_ms:
-            world.sleep(latency_ms / 1000)
-        if auth is None:
+        if auth is not None:
+            req.user, req.token = auth
+        world.counters.count(auth[0].email if auth else None, req.path)
+        latency_ms, req.pending_error = world.faults.take(auth[0].email if auth else None)
+        return latency_ms / 1000
+
+    def _google_api(
+        self, api_route: ApiRoute, req: Request, params: dict[str, str], guarded: bool = False
+    ) -> Response:
+        if not guarded:
+            self.world.sleep(self._guard(req))
+        if req.user is None or req.token is None:
             raise auth_error()
-        if fault is not None:
-            raise fault
-        req.user, req.token = auth
+        if req.pending_error is not None:
+            raise req.pending_error
         if api_route.scopes and not (api_route.scopes & req.token.scopes):
             raise ApiError(403, "insufficientPermissions", "Request had insufficient authentication scopes.")
         return api_route.handler(req, **params)
@@ -117,8 +138,8 @@ class SandboxApp:
             route("DELETE", "/sandbox/requests", self._reset_counters),
             route("POST", "/sandbox/clock", self._advance_clock),
             route("GET", "/sandbox/{service}/truth", self._truth),
-            route("POST", "/sandbox/pubsub/push", self._pubsub_push),
-            route("POST", "/sandbox/attendee/emit", self._attendee_emit),
+            route("POST", "/sandbox/pubsub/push", self._pubsub_push, blocking=True),
+            route("POST", "/sandbox/attendee/emit", self._attendee_emit, blocking=True),
         ]
 
     def _add_user(self, req: Request) -> Response:

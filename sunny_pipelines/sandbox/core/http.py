@@ -25,6 +25,7 @@ class Request:
     body: bytes = b""
     user: User | None = None  # set for Google API routes once the bearer token is checked
     token: AccessToken | None = None
+    pending_error: ApiError | None = None  # an injected fault to answer once its latency has passed
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)

@@ -43,15 +43,21 @@ SERVICES_PACKAGE = "sunny_pipelines.sandbox.services"
 class ApiRoute:
     method: str
     path: str  # Starlette path, `{name}` captures one segment: "/calendar/v3/calendars/{calendar_id}"
-    handler: Handler  # handler(request, **path_params) -> Response, run in a worker thread
+    handler: Handler  # handler(request, **path_params) -> Response, run on the event loop
     api: str | None = None  # Google API name: bearer auth, fault injection and request counting apply
     scopes: frozenset[str] | None = None  # any one of these is required (Google API routes)
+    blocking: bool = False  # the handler waits on I/O (outgoing HTTP): run it in a worker thread
 
 
 def route(
-    method: str, path: str, handler: Handler, api: str | None = None, scopes: frozenset[str] | None = None
+    method: str,
+    path: str,
+    handler: Handler,
+    api: str | None = None,
+    scopes: frozenset[str] | None = None,
+    blocking: bool = False,
 ) -> ApiRoute:
-    return ApiRoute(method.upper(), "/" + path.strip("/"), handler, api, scopes)
+    return ApiRoute(method.upper(), "/" + path.strip("/"), handler, api, scopes, blocking)
 
 
 class ServicePlugin:
