@@ -219,12 +219,12 @@ class _Item:
 # ---------------------------------------------------------------- pure helpers
 
 
-def _override_item(ev: StoredEvent, iid: str, ov: Override, tz: str, seq: int) -> _Item:
+def _override_item(ev: StoredEvent, instance_id: str, override: Override, tz: str, seq: int) -> _Item:
     """The list item of a modified or cancelled instance (cancelled too when its series is)."""
-    res = ov.resource
+    res = override.resource
     return _Item(
         seq,
-        iid,
+        instance_id,
         ev.cancelled or res.get("status") == "cancelled",
         res,
         tombstone(res),
@@ -289,16 +289,16 @@ def tombstone(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def generated_instance(
-    master: dict[str, Any], occ: Occurrence, instance_id: str, calendar_id: str
+    master: dict[str, Any], occurrence: Occurrence, instance_id: str, calendar_id: str
 ) -> dict[str, Any]:
     """One generated (unmodified) instance of a series."""
     inst = {k: v for k, v in master.items() if k != "recurrence"}
     inst["id"] = instance_id
     inst["htmlLink"] = html_link(instance_id, calendar_id)
-    inst["start"] = occ.start
-    inst["end"] = occ.end
+    inst["start"] = occurrence.start
+    inst["end"] = occurrence.end
     inst["recurringEventId"] = master["id"]
-    inst["originalStartTime"] = occ.original_start
+    inst["originalStartTime"] = occurrence.original_start
     return ordered(inst)
 
 
@@ -440,8 +440,10 @@ class CalendarStore:
             now = self.world.now()
             seq = cal.bump(now)
             stored = StoredEvent(ordered(view_for(resource, cal.id, etag_for(seq, now))), seq)
-            for iid, ov in (overrides or {}).items():
-                stored.overrides[iid] = Override(ordered(view_for(ov, cal.id, etag_for(seq, now))), seq)
+            for instance_id, override in (overrides or {}).items():
+                stored.overrides[instance_id] = Override(
+                    ordered(view_for(override, cal.id, etag_for(seq, now))), seq
+                )
             cal.events[stored.id] = stored
             if mirror:
                 self._propagate(cal, stored, True, set(stored.overrides), notify=notify)
@@ -673,37 +675,51 @@ class CalendarStore:
                     )
                 )
                 continue
-            occs = self._expansion(cal, ev)
+            occurrences = self._expansion(cal, ev)
             if not single_events:
-                start = occs[0].start_ts if occs else when_ts(res["start"], tz)
-                end = occs[-1].end_ts if occs else when_ts(res["end"], tz)
+                start = occurrences[0].start_ts if occurrences else when_ts(res["start"], tz)
+                end = occurrences[-1].end_ts if occurrences else when_ts(res["end"], tz)
                 items.append(_Item(ev.seq, ev.id, ev.cancelled, res, tombstone(res), start, end))
-                items.extend(_override_item(ev, iid, ov, tz, ov.seq) for iid, ov in ev.overrides.items())
+                items.extend(
+                    _override_item(ev, instance_id, override, tz, override.seq)
+                    for instance_id, override in ev.overrides.items()
+                )
                 continue
             seen = set()
-            for occ in occs:
-                iid = f"{ev.id}_{occ.suffix}"
-                seen.add(iid)
-                ov = ev.overrides.get(iid)
-                if ov is not None:
-                    items.append(_override_item(ev, iid, ov, tz, max(ev.seq, ov.seq)))
+            for occurrence in occurrences:
+                instance_id = f"{ev.id}_{occurrence.suffix}"
+                seen.add(instance_id)
+                override = ev.overrides.get(instance_id)
+                if override is not None:
+                    items.append(_override_item(ev, instance_id, override, tz, max(ev.seq, override.seq)))
                     continue
                 tomb = {
                     "kind": "calendar#event",
                     "etag": res.get("etag"),
-                    "id": iid,
+                    "id": instance_id,
                     "status": "cancelled",
                     "recurringEventId": ev.id,
-                    "originalStartTime": occ.original_start,
+                    "originalStartTime": occurrence.original_start,
                 }
-                cancelled = ev.cancelled or occ.excluded
-                full = None if cancelled else generated_instance(res, occ, iid, cal.id)
-                items.append(_Item(ev.seq, iid, cancelled, full, tomb, occ.start_ts, occ.end_ts, True))
+                cancelled = ev.cancelled or occurrence.excluded
+                full = None if cancelled else generated_instance(res, occurrence, instance_id, cal.id)
+                items.append(
+                    _Item(
+                        ev.seq,
+                        instance_id,
+                        cancelled,
+                        full,
+                        tomb,
+                        occurrence.start_ts,
+                        occurrence.end_ts,
+                        True,
+                    )
+                )
             # Exceptions whose instance the current rule no longer generates.
             items.extend(
-                _override_item(ev, iid, ov, tz, max(ev.seq, ov.seq))
-                for iid, ov in ev.overrides.items()
-                if iid not in seen
+                _override_item(ev, instance_id, override, tz, max(ev.seq, override.seq))
+                for instance_id, override in ev.overrides.items()
+                if instance_id not in seen
             )
         return items
 
@@ -836,21 +852,21 @@ class CalendarStore:
         ev = cal.events.get(base) if sep else None
         if ev is None or not ev.recurring:
             raise not_found()
-        occ = next((o for o in self._expansion(cal, ev) if o.suffix == suffix), None)
-        if occ is None and event_id not in ev.overrides:
+        occurrence = next((o for o in self._expansion(cal, ev) if o.suffix == suffix), None)
+        if occurrence is None and event_id not in ev.overrides:
             raise not_found()
-        return ev, event_id, occ
+        return ev, event_id, occurrence
 
     def _instance_resource(
-        self, cal: Calendar, ev: StoredEvent, iid: str, occ: Occurrence | None
+        self, cal: Calendar, ev: StoredEvent, instance_id: str, occurrence: Occurrence | None
     ) -> dict[str, Any]:
-        ov = ev.overrides.get(iid)
-        if ov is not None:
-            res = ov.resource
+        override = ev.overrides.get(instance_id)
+        if override is not None:
+            res = override.resource
         else:
-            assert occ is not None
-            res = generated_instance(ev.resource, occ, iid, cal.id)
-            if occ.excluded:
+            assert occurrence is not None
+            res = generated_instance(ev.resource, occurrence, instance_id, cal.id)
+            if occurrence.excluded:
                 res = {**res, "status": "cancelled"}
         if ev.cancelled:
             res = {**res, "status": "cancelled"}
@@ -859,16 +875,20 @@ class CalendarStore:
     def get_event(self, user: User, calendar_id: str, event_id: str) -> dict[str, Any]:
         with self.world.lock:
             cal, _ = self.resolve(user, calendar_id)
-            ev, iid, occ = self._locate(cal, event_id)
-            return ev.resource if iid is None else self._instance_resource(cal, ev, iid, occ)
+            ev, instance_id, occurrence = self._locate(cal, event_id)
+            return (
+                ev.resource
+                if instance_id is None
+                else self._instance_resource(cal, ev, instance_id, occurrence)
+            )
 
     def instances(
         self, user: User, calendar_id: str, event_id: str, params: dict[str, Any]
     ) -> dict[str, Any]:
         with self.world.lock:
             cal, entry = self.resolve(user, calendar_id)
-            ev, iid, _ = self._locate(cal, event_id)
-            if iid is not None or not ev.recurring:
+            ev, instance_id, _ = self._locate(cal, event_id)
+            if instance_id is not None or not ev.recurring:
                 raise bad_request("The event is not a recurring event.", reason="notRecurringEvent")
             offset = 0
             if params.get("pageToken"):
@@ -877,15 +897,15 @@ class CalendarStore:
                     raise bad_request("Invalid page token value.")
                 offset = page_token["offset"]
             rows = []
-            for occ in self._expansion(cal, ev):
-                res = self._instance_resource(cal, ev, f"{ev.id}_{occ.suffix}", occ)
+            for occurrence in self._expansion(cal, ev):
+                res = self._instance_resource(cal, ev, f"{ev.id}_{occurrence.suffix}", occurrence)
                 if res.get("status") == "cancelled":
                     if not params.get("showDeleted"):
                         continue
                     res = tombstone(res)
-                if params.get("timeMin") is not None and occ.end_ts <= params["timeMin"]:
+                if params.get("timeMin") is not None and occurrence.end_ts <= params["timeMin"]:
                     continue
-                if params.get("timeMax") is not None and occ.start_ts >= params["timeMax"]:
+                if params.get("timeMax") is not None and occurrence.start_ts >= params["timeMax"]:
                     continue
                 rows.append(res)
             max_results = min(max(int(params.get("maxResults") or 250), 1), MAX_EVENTS_PAGE)
@@ -1099,10 +1119,14 @@ class CalendarStore:
         self._check_write_scope(scopes)
         with self.world.lock:
             cal, _ = self.resolve(user, calendar_id, write=True)
-            ev, iid, occ = self._locate(cal, event_id)
-            old = ev.resource if iid is None else self._instance_resource(cal, ev, iid, occ)
+            ev, instance_id, occurrence = self._locate(cal, event_id)
+            old = (
+                ev.resource
+                if instance_id is None
+                else self._instance_resource(cal, ev, instance_id, occurrence)
+            )
             body = {k: v for k, v in body.items() if k not in _READ_ONLY}
-            if iid is not None:
+            if instance_id is not None:
                 body.pop("recurrence", None)  # an instance cannot carry its own rule
             # A patch merges into the current event; an update replaces every writable field.
             if patch:
@@ -1115,16 +1139,16 @@ class CalendarStore:
             seq = cal.seq + 1
             res = self._finish(cal, fields, base, conference, seq, now, old)
             cal.bump(now)
-            changed_iids: set[str] = set()
-            if iid is None:
+            changed_instance_ids: set[str] = set()
+            if instance_id is None:
                 old_suffixes = {o.suffix for o in self._expansion(cal, ev)} if ev.recurring else set()
                 ev.resource, ev.seq = res, seq
                 if old_suffixes or ev.recurring:
-                    changed_iids = self._orphan_overrides(cal, ev, seq, now)
+                    changed_instance_ids = self._orphan_overrides(cal, ev, seq, now)
             else:
-                ev.overrides[iid] = Override(res, seq)
-                changed_iids = {iid}
-            self._propagate(cal, ev, iid is None, changed_iids)
+                ev.overrides[instance_id] = Override(res, seq)
+                changed_instance_ids = {instance_id}
+            self._propagate(cal, ev, instance_id is None, changed_instance_ids)
             self.world.channels.notify(EVENTS_WATCH, cal.id)
             return res
 
@@ -1132,16 +1156,16 @@ class CalendarStore:
         """After a series change, exceptions the new rule no longer generates become cancelled."""
         live = {f"{ev.id}_{o.suffix}" for o in self._expansion(cal, ev)} if ev.recurring else set()
         changed = set()
-        for iid, ov in ev.overrides.items():
-            if iid not in live and ov.resource.get("status") != "cancelled":
+        for instance_id, override in ev.overrides.items():
+            if instance_id not in live and override.resource.get("status") != "cancelled":
                 res = {
-                    **ov.resource,
+                    **override.resource,
                     "status": "cancelled",
                     "updated": rfc3339_millis(now),
                     "etag": etag_for(seq, now),
                 }
-                ev.overrides[iid] = Override(res, seq)
-                changed.add(iid)
+                ev.overrides[instance_id] = Override(res, seq)
+                changed.add(instance_id)
         return changed
 
     def delete_event(
@@ -1150,9 +1174,9 @@ class CalendarStore:
         self._check_write_scope(scopes)
         with self.world.lock:
             cal, _ = self.resolve(user, calendar_id, write=True)
-            ev, iid, occ = self._locate(cal, event_id)
+            ev, instance_id, occurrence = self._locate(cal, event_id)
             now = self.world.now()
-            if iid is None:
+            if instance_id is None:
                 if ev.cancelled:
                     raise ApiError(410, "deleted", "Resource has been deleted")
                 seq = cal.bump(now)
@@ -1165,7 +1189,7 @@ class CalendarStore:
                 ev.seq = seq
                 self._propagate(cal, ev, True, set())
             else:
-                current = self._instance_resource(cal, ev, iid, occ)
+                current = self._instance_resource(cal, ev, instance_id, occurrence)
                 if current.get("status") == "cancelled":
                     raise ApiError(410, "deleted", "Resource has been deleted")
                 seq = cal.bump(now)
@@ -1175,8 +1199,8 @@ class CalendarStore:
                     "updated": rfc3339_millis(now),
                     "etag": etag_for(seq, now),
                 }
-                ev.overrides[iid] = Override(res, seq)
-                self._propagate(cal, ev, False, {iid})
+                ev.overrides[instance_id] = Override(res, seq)
+                self._propagate(cal, ev, False, {instance_id})
             self.world.channels.notify(EVENTS_WATCH, cal.id)
 
     # -- attendee copies ---------------------------------------------------------------------------------
@@ -1186,7 +1210,7 @@ class CalendarStore:
         cal: Calendar,
         ev: StoredEvent,
         master_changed: bool,
-        changed_iids: set[str],
+        changed_instance_ids: set[str],
         notify: bool = True,
     ) -> None:
         """Keep attendees' copies of an event in step with the organizer's calendar, as Google does."""
@@ -1201,35 +1225,39 @@ class CalendarStore:
                 if email != cal.id and target is not None and target.kind == "primary" and not target.deleted:
                     targets.add(email)
         now = self.world.now()
-        for tid in targets | ev.mirrors:
-            target = self.calendars[tid]
+        for target_id in targets | ev.mirrors:
+            target = self.calendars[target_id]
             seq = target.seq + 1
             etag = etag_for(seq, now)
             copy_ev = target.events.get(ev.id)
-            if tid not in targets:  # uninvited, or the event was cancelled: the copy is cancelled
+            if target_id not in targets:  # uninvited, or the event was cancelled: the copy is cancelled
                 if copy_ev is None or copy_ev.cancelled:
                     continue
                 cancelled = {"status": "cancelled", "updated": rfc3339_millis(now), "etag": etag}
                 copy_ev.resource = {**copy_ev.resource, **cancelled}
                 copy_ev.seq = seq
             elif copy_ev is None:
-                copy_ev = StoredEvent(view_for(ev.resource, tid, etag), seq)
-                for iid, ov in ev.overrides.items():
-                    copy_ev.overrides[iid] = Override(view_for(ov.resource, tid, etag), seq)
+                copy_ev = StoredEvent(view_for(ev.resource, target_id, etag), seq)
+                for instance_id, override in ev.overrides.items():
+                    copy_ev.overrides[instance_id] = Override(
+                        view_for(override.resource, target_id, etag), seq
+                    )
                 target.events[ev.id] = copy_ev
             else:
                 refresh = master_changed or copy_ev.cancelled
-                iids = set(ev.overrides) if refresh else changed_iids & set(ev.overrides)
-                if not refresh and not iids:
+                instance_ids = set(ev.overrides) if refresh else changed_instance_ids & set(ev.overrides)
+                if not refresh and not instance_ids:
                     continue
                 if refresh:
-                    copy_ev.resource = view_for(ev.resource, tid, etag)
+                    copy_ev.resource = view_for(ev.resource, target_id, etag)
                     copy_ev.seq = seq
-                for iid in iids:
-                    copy_ev.overrides[iid] = Override(view_for(ev.overrides[iid].resource, tid, etag), seq)
+                for instance_id in instance_ids:
+                    copy_ev.overrides[instance_id] = Override(
+                        view_for(ev.overrides[instance_id].resource, target_id, etag), seq
+                    )
             target.bump(now)
             if notify:
-                self.world.channels.notify(EVENTS_WATCH, tid)
+                self.world.channels.notify(EVENTS_WATCH, target_id)
         ev.mirrors = targets
 
     # -- channels ----------------------------------------------------------------------------------------
