@@ -13,10 +13,11 @@ Layout:
                 signing (Pub/Sub OIDC tokens, Attendee signatures), plugin (service registration)
     services/   one module per emulated service, each registering a `core.plugin.ServicePlugin`:
                 google_oauth (/token, /revoke, /tokeninfo, userinfo, certs), calendar/ (store, api,
-                recurrence); Drive, Gmail, Attendee and OpenAI are added the same way
+                recurrence, seed); Drive, Gmail, Attendee and OpenAI are added the same way
     world.py    the world: the core pieces plus one instance of each service, and the Python API
                 tests use (`list_users`, `calendar_truth`, `inject_fault`, ...)
-    seed.py     the generated world; connect.py: `connect-users` (writes grants to the app database)
+    seed.py     the generated world: people, then each service's `seed` from the same random stream
+    connect.py  `connect-users`: writes the users' grants to the app database
 
 Control endpoints, for tests and for processes other than the one running the sandbox:
 

@@ -14,7 +14,8 @@ module and nothing else. The plugin tells the core:
 - `error_prefixes`: first path segments answered in Google's JSON error format when no route matches;
 - `fault_kinds` / `apply_fault`: faults that take effect at once for one user
   (e.g. `invalidate_sync_tokens`);
-- `on_user_added(user)`: per-user state to create with a new user (e.g. the primary calendar).
+- `on_user_added(user)`: per-user state to create with a new user (e.g. the primary calendar);
+- `seed(ctx, users, per_user)`: the generated data of a seeded world (`sandbox.seed`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from sunny_pipelines.sandbox.core.accounts import User
+    from sunny_pipelines.sandbox.seed import SeedContext
     from sunny_pipelines.sandbox.world import World
 
 Handler = Callable[..., "Response"]
@@ -79,6 +81,10 @@ class ServicePlugin:
 
     def on_user_added(self, user: User) -> None:
         pass
+
+    def seed(self, ctx: SeedContext, users: list[dict[str, Any]], per_user: int) -> None:
+        """Generate the service's data for freshly seeded `users` (as `list_users()` shows them),
+        drawing from `ctx.rng` only, so that one seed always gives the same world."""
 
     def apply_fault(self, kind: str, user: User) -> None:
         raise ValueError(f"the {self.name} service has no fault {kind!r}")

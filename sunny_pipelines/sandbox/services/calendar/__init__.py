@@ -16,6 +16,7 @@ from sunny_pipelines.sandbox.services.calendar.store import (
 
 if TYPE_CHECKING:
     from sunny_pipelines.sandbox.core.accounts import User
+    from sunny_pipelines.sandbox.seed import SeedContext
     from sunny_pipelines.sandbox.world import World
 
 DAY = 86400
@@ -48,6 +49,11 @@ class CalendarService(ServicePlugin):
         # The primary calendar's id is the user's address.
         self.store.create_calendar(user.email, user.email, user.timezone, kind="primary", owner_id=user.id)
         self.store.subscribe(user.id, user.email, "owner", primary=True)
+
+    def seed(self, ctx: SeedContext, users: list[dict[str, Any]], per_user: int) -> None:
+        from sunny_pipelines.sandbox.services.calendar.seed import seed_calendars
+
+        seed_calendars(ctx, users, per_user)
 
     def apply_fault(self, kind: str, user: User) -> None:
         if kind != "invalidate_sync_tokens":
