@@ -1,12 +1,23 @@
 """Local emulator of the external services Sunny talks to (Google OAuth + Calendar v3 so far).
 
-One threaded HTTP server (`server.SandboxServer`) serves many users at once from an in-memory
-`world.World`. The real google-api-python-client and google-auth work against it unchanged apart from
-the endpoint (`api_endpoint=BASE + "/calendar/v3/"`, `token_uri=BASE + "/token"`).
+One server (`server.SandboxServer`: Starlette routing served by uvicorn from a background thread)
+serves many users at once from an in-memory `world.World`. The real google-api-python-client and
+google-auth work against it unchanged apart from the endpoint (`api_endpoint=BASE + "/calendar/v3/"`,
+`token_uri=BASE + "/token"`).
 
-Modules: `world` (state, faults, counters, channels), `seed` (the generated world), `google_oauth`
-(/token, /revoke, /tokeninfo), `calendar_store` + `calendar_api` (Calendar v3), `recurrence`,
-`notifications` (channel deliveries), `push` (Pub/Sub and Attendee signed pushes), `server`.
+Layout:
+
+    core/       app (HTTP routing, Google API auth + faults + counters, control endpoints), server,
+                clock, accounts (users and grants), faults, counters, channels + notifications
+                (push channel registry and delivery), change_feed (the one sync-token helper),
+                signing (Pub/Sub OIDC tokens, Attendee signatures), plugin (service registration)
+    services/   one module per emulated service, each registering a `core.plugin.ServicePlugin`:
+                google_oauth (/token, /revoke, /tokeninfo, userinfo, certs), calendar/ (store, api,
+                recurrence, seed); Drive, Gmail, Attendee and OpenAI are added the same way
+    world.py    the world: the core pieces plus one instance of each service, and the Python API
+                tests use (`list_users`, `calendar_truth`, `inject_fault`, ...)
+    seed.py     the generated world: people, then each service's `seed` from the same random stream
+    connect.py  `connect-users`: writes the users' grants to the app database
 
 Control endpoints, for tests and for processes other than the one running the sandbox:
 
@@ -18,7 +29,7 @@ Control endpoints, for tests and for processes other than the one running the sa
     DELETE /sandbox/faults            clears queued faults
     POST /sandbox/notifications       {"drop_rate": 0.1}
     GET  /sandbox/notifications       {"delivered": [...], "dropped": n}
-    GET  /sandbox/calendar/truth      ?email=... -> World.calendar_truth
+    GET  /sandbox/<service>/truth     ?email=... -> World.truth(service, email); calendar: calendar_truth
     GET  /sandbox/requests            ?email=&path_prefix= -> {"count": n}; DELETE resets the counters
     POST /sandbox/clock               {"advance_seconds": n}: tokens and channels expire sooner
     GET  /oauth2/v1/certs             {kid: PEM certificate} for the Pub/Sub push tokens

@@ -1,5 +1,5 @@
-"""Helpers for the sandbox's tests: real Google clients acting as sandbox users, and a tiny HTTP
-receiver that records push notifications."""
+"""Helpers for the sandbox's tests: listing every page, and a tiny HTTP receiver that records push
+notifications. Google clients come from `sunny_pipelines_tests.google_clients`."""
 
 from __future__ import annotations
 
@@ -7,35 +7,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import httplib2
-from google.oauth2.credentials import Credentials
-from google_auth_httplib2 import AuthorizedHttp
-from googleapiclient.discovery import build
-
-from sunny_pipelines.sandbox.server import SandboxServer
-
-
-def credentials(sb: SandboxServer, user: dict[str, Any], token: str | None = "current") -> Credentials:
-    return Credentials(
-        token=user["access_token"] if token == "current" else token,
-        refresh_token=user["refresh_token"],
-        token_uri=sb.base_url + "/token",
-        client_id="sunny-test-client",
-        client_secret="sunny-test-secret",
-    )
-
-
-def calendar_client(sb: SandboxServer, user: dict[str, Any], creds: Credentials | None = None) -> Any:
-    """The Calendar v3 client exactly as the app builds it, pointed at the sandbox."""
-    http = AuthorizedHttp(creds or credentials(sb, user), http=httplib2.Http(timeout=10))
-    return build(
-        "calendar",
-        "v3",
-        http=http,
-        static_discovery=True,
-        client_options={"api_endpoint": sb.base_url + "/calendar/v3/"},
-    )
 
 
 def list_all(service: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -13,7 +13,8 @@ import requests
 from googleapiclient.errors import HttpError
 
 from sunny_pipelines.sandbox.server import SandboxServer
-from sunny_pipelines_tests.sandbox.helpers import calendar_client, list_all
+from sunny_pipelines_tests.google_clients import calendar_client
+from sunny_pipelines_tests.sandbox.helpers import list_all
 
 
 def _error(exc: HttpError) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import requests
 from googleapiclient.errors import HttpError
 
 from sunny_pipelines.sandbox.server import SandboxServer
-from sunny_pipelines_tests.sandbox.helpers import Receiver, calendar_client
+from sunny_pipelines_tests.google_clients import calendar_client
+from sunny_pipelines_tests.sandbox.helpers import Receiver
 
 
 def _event(summary: str) -> dict[str, Any]:

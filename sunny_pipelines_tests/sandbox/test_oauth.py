@@ -9,7 +9,7 @@ from google.auth.exceptions import RefreshError
 from google_auth_httplib2 import Request as HttplibRequest
 
 from sunny_pipelines.sandbox.server import SandboxServer
-from sunny_pipelines_tests.sandbox.helpers import calendar_client, credentials
+from sunny_pipelines_tests.google_clients import calendar_client, user_credentials
 
 
 def _refresh_request() -> HttplibRequest:
@@ -31,7 +31,7 @@ def test_users_have_ids_emails_and_working_tokens(sb: SandboxServer) -> None:
 
 def test_refresh_issues_a_new_token_and_keeps_the_old_one_valid(sb: SandboxServer) -> None:
     user = sb.world.list_users()[0]
-    creds = credentials(sb, user, token=None)
+    creds = user_credentials(sb, user, token=None)
     creds.refresh(_refresh_request())
     assert creds.token and creds.token != user["access_token"]
     assert creds.expiry is not None and creds.valid
@@ -63,12 +63,12 @@ def test_unknown_or_revoked_refresh_token_is_invalid_grant(sb: SandboxServer) ->
     }
 
     sb.world.inject_fault("revoke", user_email=user["email"])
-    creds = credentials(sb, user)
+    creds = user_credentials(sb, user)
     with pytest.raises(RefreshError) as info:
         creds.refresh(_refresh_request())
     assert info.value.retryable is False
     # Its access tokens died with the grant: the API answers 401, google-auth refreshes, refresh fails.
-    service = calendar_client(sb, user, credentials(sb, user))
+    service = calendar_client(sb, user, user_credentials(sb, user))
     with pytest.raises(RefreshError):
         service.calendarList().list().execute()
     # Other users are untouched.
@@ -78,7 +78,7 @@ def test_unknown_or_revoked_refresh_token_is_invalid_grant(sb: SandboxServer) ->
 
 def test_401_triggers_one_refresh_and_a_retry(sb: SandboxServer) -> None:
     user = sb.world.list_users()[0]
-    creds = credentials(sb, user)
+    creds = user_credentials(sb, user)
     service = calendar_client(sb, user, creds)
     service.events().list(calendarId="primary", maxResults=1).execute()
     sb.world.inject_fault("expire_access_token", user_email=user["email"])
@@ -110,13 +110,13 @@ def test_revoke_endpoint_revokes_the_grant(sb: SandboxServer) -> None:
     assert bad.status_code == 400
     assert bad.json() == {"error": "invalid_token", "error_description": "Invalid Value"}
     with pytest.raises(RefreshError):
-        credentials(sb, user).refresh(_refresh_request())
+        user_credentials(sb, user).refresh(_refresh_request())
     listed = next(u for u in sb.world.list_users() if u["id"] == user["id"])
     assert listed["status"] == "revoked"
     # Consenting again gives a new, working grant.
     fresh = sb.world.reconnect_user(user["email"])
     assert fresh["refresh_token"] != user["refresh_token"]
-    creds = credentials(sb, fresh, token=None)
+    creds = user_credentials(sb, fresh, token=None)
     creds.refresh(_refresh_request())
     assert creds.valid
 

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from sunny_pipelines.sandbox.__main__ import build_parser
-from sunny_pipelines.sandbox.recurrence import expand
 from sunny_pipelines.sandbox.seed import seed_world
+from sunny_pipelines.sandbox.services.calendar.recurrence import expand
 from sunny_pipelines.sandbox.world import World
 
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)

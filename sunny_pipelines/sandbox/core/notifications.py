@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sunny_pipelines.sandbox.common import http_post, rfc1123
+from sunny_pipelines.sandbox.core.common import http_post, rfc1123
 
 if TYPE_CHECKING:
-    from sunny_pipelines.sandbox.world import Channel, World
+    from sunny_pipelines.sandbox.core.channels import Channel, ChannelRegistry
+    from sunny_pipelines.sandbox.core.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,11 @@ def channel_headers(channel: Channel, state: str, message_number: int) -> dict[s
 
 
 class Notifier:
-    def __init__(self, world: World, max_workers: int = 8, timeout: float = 5.0) -> None:
-        self._world = world
+    def __init__(
+        self, registry: ChannelRegistry, clock: Clock, max_workers: int = 8, timeout: float = 5.0
+    ) -> None:
+        self._registry = registry
+        self._clock = clock
         self._max_workers = max_workers
         self.timeout = timeout
         self._lock = threading.Lock()
@@ -118,10 +122,10 @@ class Notifier:
             "headers": job.headers,
             "status": None,
             "error": None,
-            "at": self._world.now(),
+            "at": self._clock.now(),
         }
-        if self._rng.random() < self._world.notification_drop_rate:
-            self._world.record_notification(record, dropped=True)
+        if self._rng.random() < self._registry.notification_drop_rate:
+            self._registry.record(record, dropped=True)
             return
         try:
             record["status"] = http_post(
@@ -141,7 +145,7 @@ class Notifier:
                     job.address,
                     record["status"],
                 )
-        self._world.record_notification(record)
+        self._registry.record(record)
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         with self._lock:

@@ -10,7 +10,7 @@ from typing import Any
 
 from dateutil.rrule import rrulestr
 
-from sunny_pipelines.sandbox.common import format_datetime, get_zone
+from sunny_pipelines.sandbox.core.common import format_datetime, get_zone
 
 # Expansion caps, so an endless series stays cheap to list.
 MAX_INSTANCES = 500

@@ -1,26 +1,27 @@
-"""Google's OAuth 2.0 endpoints: token (refresh grant), revoke, tokeninfo, userinfo.
+"""Google's OAuth 2.0 endpoints: token (refresh grant), revoke, tokeninfo, userinfo (certs of the
+Pub/Sub push tokens are a core endpoint, `/oauth2/v1/certs`).
 
 Paths sit at the root of the sandbox's base URL, so `Credentials(token_uri=BASE + "/token")` works.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from starlette.responses import Response
 
-from sunny_pipelines.sandbox.routing import Request, Response, Route, json_response, route
-from sunny_pipelines.sandbox.world import OAuthError
-
-if TYPE_CHECKING:
-    from sunny_pipelines.sandbox.world import World
+from sunny_pipelines.sandbox.core.accounts import OAuthError
+from sunny_pipelines.sandbox.core.http import Request, json_response
+from sunny_pipelines.sandbox.core.plugin import ApiRoute, ServicePlugin, register_service, route
 
 _NO_STORE = {"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate", "Pragma": "no-cache"}
 
 
-class GoogleOAuth:
-    def __init__(self, world: World) -> None:
-        self.world = world
+@register_service
+class GoogleOAuth(ServicePlugin):
+    """Grants live in the core (`core.accounts`), shared by every Google API; this plugin serves them."""
 
-    def routes(self) -> list[Route]:
+    name = "google_oauth"
+
+    def routes(self) -> list[ApiRoute]:
         return [
             route("POST", "/token", self.token),
             route("POST", "/revoke", self.revoke),
@@ -30,6 +31,8 @@ class GoogleOAuth:
             route("GET", "/oauth2/v3/tokeninfo", self.tokeninfo),
             route("GET", "/oauth2/v3/userinfo", self.userinfo),
             route("GET", "/oauth2/v2/userinfo", self.userinfo),
+            # Google's signing certificates; the core's push signer signs the Pub/Sub push tokens.
+            route("GET", "/oauth2/v1/certs", lambda req: json_response(self.world.signer.certs())),
         ]
 
     def token(self, req: Request) -> Response:
@@ -40,25 +43,25 @@ class GoogleOAuth:
         refresh_token = form.get("refresh_token")
         if not refresh_token:
             raise OAuthError("invalid_request", "Missing required parameter: refresh_token")
-        body = self.world.refresh_access_token(refresh_token, form.get("client_id"))
+        body = self.world.accounts.refresh_access_token(refresh_token, form.get("client_id"))
         return json_response(body, headers=_NO_STORE)
 
     def revoke(self, req: Request) -> Response:
         token = req.form().get("token")
-        if not token or not self.world.revoke_token(token):
+        if not token or not self.world.accounts.revoke_token(token):
             raise OAuthError("invalid_token", "Token expired or revoked")
         return json_response({})
 
     def tokeninfo(self, req: Request) -> Response:
         form = req.form()
         token = form.get("access_token") or req.bearer
-        info = self.world.token_info(token) if token else None
+        info = self.world.accounts.token_info(token) if token else None
         if info is None:
             raise OAuthError("invalid_token", "Invalid Value")
         return json_response(info, headers=_NO_STORE)
 
     def userinfo(self, req: Request) -> Response:
-        auth = self.world.authenticate(req.bearer)
+        auth = self.world.accounts.authenticate(req.bearer)
         if auth is None:
             return json_response(
                 {"error": "invalid_request", "error_description": "Invalid Credentials"},

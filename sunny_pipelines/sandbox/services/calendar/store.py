@@ -1,10 +1,12 @@
 """Calendar v3 state and semantics: calendars, calendar lists, events, recurrence, sync tokens.
 
-Every change to a calendar takes the next value of that calendar's change sequence; each event, each
-modified or cancelled instance, and each tombstone records the sequence of its last change. A sync
-token names a sequence number S, so the incremental list is "everything whose sequence is > S". A page
-token names the snapshot sequence of the first page plus the last key returned, so pagination is
-stateless and consistent: anything changed after the snapshot is left for the next incremental sync.
+Every change to a calendar takes the next value of that calendar's change feed (`core.change_feed`,
+the helper Drive's page tokens and Gmail's history ids use too); each event, each modified or
+cancelled instance, and each tombstone records the sequence of its last change. A sync token names a
+sequence number S, so the incremental list is "everything whose sequence is > S". A page token names
+the snapshot sequence of the first page plus the last key returned, so pagination is stateless and
+consistent: anything changed after the snapshot is left for the next incremental sync. A user's
+calendar list has its own feed.
 
 All methods take the world lock. Stored resource dicts are never mutated in place (copy-on-write), so
 a list answer may be serialised after the lock is released.
@@ -13,13 +15,14 @@ a list answer may be serialised after the lock is released.
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
-from sunny_pipelines.sandbox.common import (
+from sunny_pipelines.sandbox.core.change_feed import ChangeFeed
+from sunny_pipelines.sandbox.core.channels import WatchTarget
+from sunny_pipelines.sandbox.core.common import (
     ApiError,
     bad_request,
     base32hex_id,
@@ -33,10 +36,21 @@ from sunny_pipelines.sandbox.common import (
     rfc3339_millis,
     stable_id,
 )
-from sunny_pipelines.sandbox.recurrence import Occurrence, expand, is_all_day, parse_when, when_ts
+from sunny_pipelines.sandbox.services.calendar.recurrence import (
+    Occurrence,
+    expand,
+    is_all_day,
+    parse_when,
+    when_ts,
+)
 
 if TYPE_CHECKING:
-    from sunny_pipelines.sandbox.world import User, World
+    from sunny_pipelines.sandbox.core.accounts import User
+    from sunny_pipelines.sandbox.world import World
+
+# What a push channel can watch (see CalendarService.watch_kinds).
+EVENTS_WATCH = "calendar-events"  # one calendar's events; named by calendar id
+CALENDAR_LIST_WATCH = "calendar-list"  # one user's calendar list; named by user id
 
 CALENDAR_SCOPES = frozenset(
     {
@@ -92,8 +106,9 @@ class StoredEvent:
     seq: int
     overrides: dict[str, Override] = field(default_factory=dict)
     mirrors: set[str] = field(default_factory=set)  # attendee calendars holding a copy (organizer side)
-    _exp_key: Any = None
-    _exp: list[Occurrence] = field(default_factory=list)
+    # The series' occurrences, valid while (seq, calendar time zone) equals `_expansion_key`.
+    _expansion_key: tuple[int, str] | None = None
+    _expansion: list[Occurrence] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -109,26 +124,37 @@ class StoredEvent:
 
 
 @dataclass
+class ItemsCache:
+    """A calendar's listing items for one `singleEvents` flag, valid while the feed is at `seq`."""
+
+    seq: int
+    items: list[_Item]
+
+
+@dataclass
 class Calendar:
     id: str
     summary: str
     time_zone: str
+    feed: ChangeFeed  # every change to the calendar's events advances it; sync tokens name it
     kind: str = "secondary"  # primary | secondary | holidays
     description: str = ""
     owner_id: str | None = None
-    seq: int = 0
-    token_epoch: int = 0  # bumped to invalidate every outstanding sync token
     created: float = 0.0
     updated: float = 0.0
     deleted: bool = False
     events: dict[str, StoredEvent] = field(default_factory=dict)
-    # Listing items, by singleEvents flag, valid while `seq` is unchanged (every change bumps it).
-    _items_cache: dict[bool, tuple[int, list[_Item]]] = field(default_factory=dict)
+    # Listing items by singleEvents flag (every change advances the feed, which invalidates them).
+    _items_cache: dict[bool, ItemsCache] = field(default_factory=dict)
+
+    @property
+    def seq(self) -> int:
+        return self.feed.seq
 
     def bump(self, now: float) -> int:
-        self.seq += 1
+        """Record one change; its sequence number."""
         self.updated = now
-        return self.seq
+        return self.feed.advance()
 
 
 @dataclass
@@ -148,62 +174,64 @@ class CalendarListEntry:
 
 @dataclass
 class CalendarList:
-    entries: dict[str, CalendarListEntry] = field(default_factory=dict)
-    seq: int = 0
-    token_epoch: int = 0
+    feed: ChangeFeed  # every subscribe / unsubscribe advances it
+    entries: dict[str, CalendarListEntry] = field(default_factory=dict)  # by calendar id
 
 
 class _Item:
     """One entry of an events list (event, instance or tombstone) with its sort and filter keys."""
 
-    __slots__ = ("seq", "id", "cancelled", "full", "tomb", "start_ts", "end_ts", "instance", "master_gone")
+    __slots__ = (
+        "seq", "id", "cancelled", "resource", "tombstone", "start_ts", "end_ts", "instance",
+        "series_cancelled",
+    )  # fmt: skip
 
     def __init__(
         self,
         seq: int,
         id: str,
         cancelled: bool,
-        full: dict[str, Any] | None,
-        tomb: dict[str, Any],
+        resource: dict[str, Any] | None,  # the full event; None for a cancelled generated instance
+        tombstone: dict[str, Any],  # how it appears once cancelled
         start_ts: float,
         end_ts: float,
         instance: bool = False,
-        master_gone: bool = False,
+        series_cancelled: bool = False,
     ) -> None:
         self.seq = seq
         self.id = id
         self.cancelled = cancelled
-        self.full = full
-        self.tomb = tomb
+        self.resource = resource
+        self.tombstone = tombstone
         self.start_ts = start_ts
         self.end_ts = end_ts
         self.instance = instance
-        self.master_gone = master_gone
+        self.series_cancelled = series_cancelled
 
     def out(self) -> dict[str, Any]:
-        return self.tomb if self.cancelled or self.full is None else self.full
+        return self.tombstone if self.cancelled or self.resource is None else self.resource
 
     def updated_ts(self) -> float:
-        text = (self.full or {}).get("updated") or self.tomb.get("updated")
+        text = (self.resource or {}).get("updated") or self.tombstone.get("updated")
         return parse_rfc3339(text).timestamp() if text else 0.0
 
 
 # ---------------------------------------------------------------- pure helpers
 
 
-def _override_item(ev: StoredEvent, iid: str, ov: Override, tz: str, seq: int) -> _Item:
+def _override_item(ev: StoredEvent, instance_id: str, override: Override, tz: str, seq: int) -> _Item:
     """The list item of a modified or cancelled instance (cancelled too when its series is)."""
-    res = ov.resource
+    res = override.resource
     return _Item(
         seq,
-        iid,
+        instance_id,
         ev.cancelled or res.get("status") == "cancelled",
         res,
         tombstone(res),
         when_ts(res["start"], tz),
         when_ts(res["end"], tz),
         instance=True,
-        master_gone=ev.cancelled,
+        series_cancelled=ev.cancelled,
     )
 
 
@@ -260,17 +288,17 @@ def tombstone(resource: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def materialize(
-    master: dict[str, Any], occ: Occurrence, instance_id: str, calendar_id: str
+def generated_instance(
+    master: dict[str, Any], occurrence: Occurrence, instance_id: str, calendar_id: str
 ) -> dict[str, Any]:
     """One generated (unmodified) instance of a series."""
     inst = {k: v for k, v in master.items() if k != "recurrence"}
     inst["id"] = instance_id
     inst["htmlLink"] = html_link(instance_id, calendar_id)
-    inst["start"] = occ.start
-    inst["end"] = occ.end
+    inst["start"] = occurrence.start
+    inst["end"] = occurrence.end
     inst["recurringEventId"] = master["id"]
-    inst["originalStartTime"] = occ.original_start
+    inst["originalStartTime"] = occurrence.original_start
     return ordered(inst)
 
 
@@ -335,6 +363,13 @@ class CalendarStore:
         self.calendars: dict[str, Calendar] = {}
         self.lists: dict[str, CalendarList] = {}  # by user id
 
+    def _calendar_list(self, user_id: str) -> CalendarList:
+        lst = self.lists.get(user_id)
+        if lst is None:
+            feed = ChangeFeed(CALENDAR_LIST_WATCH, user_id, self.world.codec, expired=_sync_gone)
+            lst = self.lists[user_id] = CalendarList(feed)
+        return lst
+
     # -- setup (used by seeding and tests) ------------------------------------------------------------
 
     def create_calendar(
@@ -350,8 +385,9 @@ class CalendarStore:
             if calendar_id in self.calendars:
                 raise ValueError(f"calendar exists: {calendar_id}")
             now = self.world.now()
+            feed = ChangeFeed(EVENTS_WATCH, calendar_id, self.world.codec, expired=_sync_gone)
             cal = Calendar(
-                calendar_id, summary, time_zone, kind, description, owner_id, created=now, updated=now
+                calendar_id, summary, time_zone, feed, kind, description, owner_id, created=now, updated=now
             )
             self.calendars[calendar_id] = cal
             return cal
@@ -367,19 +403,18 @@ class CalendarStore:
     ) -> CalendarListEntry:
         """Add a calendar to a user's calendar list (notifies calendarList channels)."""
         with self.world.lock:
-            lst = self.lists.setdefault(user_id, CalendarList())
-            lst.seq += 1
+            lst = self._calendar_list(user_id)
             entry = CalendarListEntry(
                 calendar_id,
                 access_role,
                 primary,
                 color_id=color_id,
                 background_color=background_color,
-                seq=lst.seq,
+                seq=lst.feed.advance(),
                 updated=self.world.now(),
             )
             lst.entries[calendar_id] = entry
-            self.world.notify(f"calendar-list:{user_id}")
+            self.world.channels.notify(CALENDAR_LIST_WATCH, user_id)
             return entry
 
     def unsubscribe(self, user_id: str, calendar_id: str) -> None:
@@ -388,9 +423,8 @@ class CalendarStore:
             entry = lst.entries.get(calendar_id) if lst else None
             if lst is None or entry is None or entry.deleted:
                 raise not_found()
-            lst.seq += 1
-            entry.deleted, entry.seq, entry.updated = True, lst.seq, self.world.now()
-            self.world.notify(f"calendar-list:{user_id}")
+            entry.deleted, entry.seq, entry.updated = True, lst.feed.advance(), self.world.now()
+            self.world.channels.notify(CALENDAR_LIST_WATCH, user_id)
 
     def put_event(
         self,
@@ -406,13 +440,15 @@ class CalendarStore:
             now = self.world.now()
             seq = cal.bump(now)
             stored = StoredEvent(ordered(view_for(resource, cal.id, etag_for(seq, now))), seq)
-            for iid, ov in (overrides or {}).items():
-                stored.overrides[iid] = Override(ordered(view_for(ov, cal.id, etag_for(seq, now))), seq)
+            for instance_id, override in (overrides or {}).items():
+                stored.overrides[instance_id] = Override(
+                    ordered(view_for(override, cal.id, etag_for(seq, now))), seq
+                )
             cal.events[stored.id] = stored
             if mirror:
                 self._propagate(cal, stored, True, set(stored.overrides), notify=notify)
             if notify:
-                self.world.notify(f"calendar-events:{cal.id}")
+                self.world.channels.notify(EVENTS_WATCH, cal.id)
             return stored
 
     # -- access -------------------------------------------------------------------------------------
@@ -478,34 +514,32 @@ class CalendarStore:
 
     def list_calendar_list(self, user: User, params: dict[str, Any]) -> dict[str, Any]:
         with self.world.lock:
-            lst = self.lists.setdefault(user.id, CalendarList())
+            lst = self._calendar_list(user.id)
+            feed = lst.feed
             codec = self.world.codec
             max_results = min(max(int(params.get("maxResults") or 100), 1), MAX_LIST_PAGE)
             since: int | None = None
             after: list[Any] | None = None
-            snapshot = lst.seq
+            snapshot = feed.seq
             min_role = params.get("minAccessRole")
             show_deleted = bool(params.get("showDeleted"))
             show_hidden = bool(params.get("showHidden"))
             if params.get("syncToken"):
                 if min_role:
                     raise bad_request("minAccessRole cannot be combined with syncToken.")
-                tok = codec.decode(params["syncToken"])
-                if (
-                    not tok
-                    or tok.get("t") != "cls"
-                    or tok.get("u") != user.id
-                    or tok.get("e") != lst.token_epoch
-                    or tok.get("s", 0) > lst.seq
-                ):
-                    raise _sync_gone()
-                since = tok["s"]
+                since = feed.position(params["syncToken"])
             if params.get("pageToken"):
-                tok = codec.decode(params["pageToken"])
-                if not tok or tok.get("t") != "clp" or tok.get("u") != user.id:
+                page_token = codec.decode(params["pageToken"])
+                if (
+                    not page_token
+                    or page_token.get("kind") != "calendar-list-page"
+                    or page_token.get("user") != user.id
+                ):
                     raise bad_request("Invalid page token value.")
-                since, after, snapshot = tok["f"], tok["k"], tok["s"]
-                min_role, show_deleted, show_hidden = tok.get("r"), tok.get("d", False), tok.get("h", False)
+                since, after, snapshot = page_token["since"], page_token["after"], page_token["snapshot"]
+                min_role = page_token.get("min_access_role")
+                show_deleted = page_token.get("show_deleted", False)
+                show_hidden = page_token.get("show_hidden", False)
             rows = []
             for entry in lst.entries.values():
                 if entry.seq > snapshot:
@@ -528,25 +562,23 @@ class CalendarStore:
             page, rest = rows[:max_results], rows[max_results:]
             out: dict[str, Any] = {
                 "kind": "calendar#calendarList",
-                "etag": etag_for(lst.seq, self.world.now()),
+                "etag": etag_for(feed.seq, self.world.now()),
             }
             if rest:
                 out["nextPageToken"] = codec.encode(
                     {
-                        "t": "clp",
-                        "u": user.id,
-                        "f": since,
-                        "k": page[-1][0],
-                        "s": snapshot,
-                        "r": min_role,
-                        "d": show_deleted,
-                        "h": show_hidden,
+                        "kind": "calendar-list-page",
+                        "user": user.id,
+                        "since": since,
+                        "after": page[-1][0],
+                        "snapshot": snapshot,
+                        "min_access_role": min_role,
+                        "show_deleted": show_deleted,
+                        "show_hidden": show_hidden,
                     }
                 )
             else:
-                out["nextSyncToken"] = codec.encode(
-                    {"t": "cls", "u": user.id, "s": snapshot, "e": lst.token_epoch}
-                )
+                out["nextSyncToken"] = feed.token(at=snapshot)
             out["items"] = [self._entry_resource(e) for _, e in page]
             return out
 
@@ -606,23 +638,23 @@ class CalendarStore:
 
     def _expansion(self, cal: Calendar, ev: StoredEvent) -> list[Occurrence]:
         key = (ev.seq, cal.time_zone)
-        if ev._exp_key != key:
+        if ev._expansion_key != key:
             res = ev.resource
             try:
-                ev._exp = expand(
+                ev._expansion = expand(
                     res["start"], res["end"], res.get("recurrence") or [], cal.time_zone, self.world.anchor
                 )
             except (ValueError, KeyError, TypeError):
-                ev._exp = []
-            ev._exp_key = key
-        return ev._exp
+                ev._expansion = []
+            ev._expansion_key = key
+        return ev._expansion
 
     def _items(self, cal: Calendar, single_events: bool) -> list[_Item]:
         cached = cal._items_cache.get(single_events)
-        if cached is not None and cached[0] == cal.seq:
-            return cached[1]
+        if cached is not None and cached.seq == cal.seq:
+            return cached.items
         items = self._build_items(cal, single_events)
-        cal._items_cache[single_events] = (cal.seq, items)
+        cal._items_cache[single_events] = ItemsCache(cal.seq, items)
         return items
 
     def _build_items(self, cal: Calendar, single_events: bool) -> list[_Item]:
@@ -643,37 +675,51 @@ class CalendarStore:
                     )
                 )
                 continue
-            occs = self._expansion(cal, ev)
+            occurrences = self._expansion(cal, ev)
             if not single_events:
-                start = occs[0].start_ts if occs else when_ts(res["start"], tz)
-                end = occs[-1].end_ts if occs else when_ts(res["end"], tz)
+                start = occurrences[0].start_ts if occurrences else when_ts(res["start"], tz)
+                end = occurrences[-1].end_ts if occurrences else when_ts(res["end"], tz)
                 items.append(_Item(ev.seq, ev.id, ev.cancelled, res, tombstone(res), start, end))
-                items.extend(_override_item(ev, iid, ov, tz, ov.seq) for iid, ov in ev.overrides.items())
+                items.extend(
+                    _override_item(ev, instance_id, override, tz, override.seq)
+                    for instance_id, override in ev.overrides.items()
+                )
                 continue
             seen = set()
-            for occ in occs:
-                iid = f"{ev.id}_{occ.suffix}"
-                seen.add(iid)
-                ov = ev.overrides.get(iid)
-                if ov is not None:
-                    items.append(_override_item(ev, iid, ov, tz, max(ev.seq, ov.seq)))
+            for occurrence in occurrences:
+                instance_id = f"{ev.id}_{occurrence.suffix}"
+                seen.add(instance_id)
+                override = ev.overrides.get(instance_id)
+                if override is not None:
+                    items.append(_override_item(ev, instance_id, override, tz, max(ev.seq, override.seq)))
                     continue
                 tomb = {
                     "kind": "calendar#event",
                     "etag": res.get("etag"),
-                    "id": iid,
+                    "id": instance_id,
                     "status": "cancelled",
                     "recurringEventId": ev.id,
-                    "originalStartTime": occ.original_start,
+                    "originalStartTime": occurrence.original_start,
                 }
-                cancelled = ev.cancelled or occ.excluded
-                full = None if cancelled else materialize(res, occ, iid, cal.id)
-                items.append(_Item(ev.seq, iid, cancelled, full, tomb, occ.start_ts, occ.end_ts, True))
+                cancelled = ev.cancelled or occurrence.excluded
+                full = None if cancelled else generated_instance(res, occurrence, instance_id, cal.id)
+                items.append(
+                    _Item(
+                        ev.seq,
+                        instance_id,
+                        cancelled,
+                        full,
+                        tomb,
+                        occurrence.start_ts,
+                        occurrence.end_ts,
+                        True,
+                    )
+                )
             # Exceptions whose instance the current rule no longer generates.
             items.extend(
-                _override_item(ev, iid, ov, tz, max(ev.seq, ov.seq))
-                for iid, ov in ev.overrides.items()
-                if iid not in seen
+                _override_item(ev, instance_id, override, tz, max(ev.seq, override.seq))
+                for instance_id, override in ev.overrides.items()
+                if instance_id not in seen
             )
         return items
 
@@ -698,79 +744,78 @@ class CalendarStore:
         codec = self.world.codec
         with self.world.lock:
             cal, entry = self.resolve(user, calendar_id)
-            opts = {
-                "se": bool(params.get("singleEvents")),
-                "sd": bool(params.get("showDeleted")),
-                "tmin": params.get("timeMin"),
-                "tmax": params.get("timeMax"),
-                "um": params.get("updatedMin"),
+            feed = cal.feed
+            options = {
+                "single_events": bool(params.get("singleEvents")),
+                "show_deleted": bool(params.get("showDeleted")),
+                "time_min": params.get("timeMin"),
+                "time_max": params.get("timeMax"),
+                "updated_min": params.get("updatedMin"),
                 "q": params.get("q"),
-                "ical": params.get("iCalUID"),
-                "ob": params.get("orderBy"),
+                "ical_uid": params.get("iCalUID"),
+                "order_by": params.get("orderBy"),
             }
-            since: int | None = None
-            after: list[Any] | None = None
-            snapshot = cal.seq
+            since: int | None = None  # the sync token's position: an incremental listing
+            after: list[Any] | None = None  # the sort key of the previous page's last item
+            snapshot = feed.seq  # changes after this are left for the next sync
             if params.get("syncToken"):
                 for name, key in (
-                    ("timeMin", "tmin"),
-                    ("timeMax", "tmax"),
-                    ("updatedMin", "um"),
+                    ("timeMin", "time_min"),
+                    ("timeMax", "time_max"),
+                    ("updatedMin", "updated_min"),
                     ("q", "q"),
-                    ("iCalUID", "ical"),
-                    ("orderBy", "ob"),
+                    ("iCalUID", "ical_uid"),
+                    ("orderBy", "order_by"),
                 ):
-                    if opts[key]:
+                    if options[key]:
                         raise bad_request(f"Invalid combination of parameters: syncToken and {name}.")
-                tok = codec.decode(params["syncToken"])
-                if (
-                    not tok
-                    or tok.get("t") != "evs"
-                    or tok.get("c") != cal.id
-                    or tok.get("e") != cal.token_epoch
-                    or tok.get("s", 0) > cal.seq
-                ):
-                    raise _sync_gone()
-                since = tok["s"]
+                since = feed.position(params["syncToken"])
             if params.get("pageToken"):
-                tok = codec.decode(params["pageToken"])
-                if not tok or tok.get("t") != "evp" or tok.get("c") != cal.id:
+                page_token = codec.decode(params["pageToken"])
+                if (
+                    not page_token
+                    or page_token.get("kind") != "events-page"
+                    or page_token.get("calendar") != cal.id
+                ):
                     raise bad_request("Invalid page token value.")
-                if tok["f"] is not None and tok.get("e") != cal.token_epoch:
-                    raise _sync_gone()
-                since, after, snapshot, opts = tok["f"], tok["k"], tok["s"], tok["o"]
-            if opts["ob"] == "startTime" and not opts["se"]:
+                if page_token["since"] is not None:
+                    feed.require_epoch(page_token.get("epoch"))
+                since, after = page_token["since"], page_token["after"]
+                snapshot, options = page_token["snapshot"], page_token["options"]
+            if options["order_by"] == "startTime" and not options["single_events"]:
                 raise bad_request("The requested ordering is not available for the particular query.")
-            if opts["tmin"] and opts["tmax"] and opts["tmin"] >= opts["tmax"]:
+            if options["time_min"] and options["time_max"] and options["time_min"] >= options["time_max"]:
                 raise bad_request("The specified time range is empty.", reason="timeRangeEmpty")
             max_results = min(max(int(params.get("maxResults") or 250), 1), MAX_EVENTS_PAGE)
 
+            items = self._items(cal, options["single_events"])
+            if since is not None:
+                items = feed.changes_since(items, since, lambda i: i.seq, snapshot)
             rows = []
-            for item in self._items(cal, opts["se"]):
+            for item in items:
                 if item.seq > snapshot:
                     continue  # changed after this listing began: the next incremental sync returns it
-                if since is not None:
-                    if item.seq <= since:
-                        continue
-                else:
+                if since is None:
                     if item.cancelled:
                         # Google keeps cancelled exceptions in non-expanded lists even without showDeleted.
-                        keep_instance = not opts["se"] and item.instance and not item.master_gone
-                        if not (opts["sd"] or opts["um"] or keep_instance):
+                        keep_instance = (
+                            not options["single_events"] and item.instance and not item.series_cancelled
+                        )
+                        if not (options["show_deleted"] or options["updated_min"] or keep_instance):
                             continue
-                    if opts["tmin"] is not None and item.end_ts <= opts["tmin"]:
+                    if options["time_min"] is not None and item.end_ts <= options["time_min"]:
                         continue
-                    if opts["tmax"] is not None and item.start_ts >= opts["tmax"]:
+                    if options["time_max"] is not None and item.start_ts >= options["time_max"]:
                         continue
-                    if opts["um"] is not None and item.updated_ts() < opts["um"]:
+                    if options["updated_min"] is not None and item.updated_ts() < options["updated_min"]:
                         continue
-                    if opts["ical"] and (item.full or {}).get("iCalUID") != opts["ical"]:
+                    if options["ical_uid"] and (item.resource or {}).get("iCalUID") != options["ical_uid"]:
                         continue
-                    if opts["q"] and (item.cancelled or not _match_q(item.full or {}, opts["q"])):
+                    if options["q"] and (item.cancelled or not _match_q(item.resource or {}, options["q"])):
                         continue
-                if opts["ob"] == "startTime":
+                if options["order_by"] == "startTime":
                     key = [item.start_ts, item.id]
-                elif opts["ob"] == "updated":
+                elif options["order_by"] == "updated":
                     key = [item.updated_ts(), item.id]
                 else:
                     key = [item.seq, item.id]
@@ -783,19 +828,17 @@ class CalendarStore:
             if rest:
                 out["nextPageToken"] = codec.encode(
                     {
-                        "t": "evp",
-                        "c": cal.id,
-                        "f": since,
-                        "k": page[-1][0],
-                        "s": snapshot,
-                        "o": opts,
-                        "e": cal.token_epoch,
+                        "kind": "events-page",
+                        "calendar": cal.id,
+                        "since": since,
+                        "after": page[-1][0],
+                        "snapshot": snapshot,
+                        "options": options,
+                        "epoch": feed.epoch,
                     }
                 )
             else:
-                out["nextSyncToken"] = codec.encode(
-                    {"t": "evs", "c": cal.id, "s": snapshot, "e": cal.token_epoch}
-                )
+                out["nextSyncToken"] = feed.token(at=snapshot)
             out["items"] = [item.out() for _, item in page]
             return out
 
@@ -809,21 +852,21 @@ class CalendarStore:
         ev = cal.events.get(base) if sep else None
         if ev is None or not ev.recurring:
             raise not_found()
-        occ = next((o for o in self._expansion(cal, ev) if o.suffix == suffix), None)
-        if occ is None and event_id not in ev.overrides:
+        occurrence = next((o for o in self._expansion(cal, ev) if o.suffix == suffix), None)
+        if occurrence is None and event_id not in ev.overrides:
             raise not_found()
-        return ev, event_id, occ
+        return ev, event_id, occurrence
 
     def _instance_resource(
-        self, cal: Calendar, ev: StoredEvent, iid: str, occ: Occurrence | None
+        self, cal: Calendar, ev: StoredEvent, instance_id: str, occurrence: Occurrence | None
     ) -> dict[str, Any]:
-        ov = ev.overrides.get(iid)
-        if ov is not None:
-            res = ov.resource
+        override = ev.overrides.get(instance_id)
+        if override is not None:
+            res = override.resource
         else:
-            assert occ is not None
-            res = materialize(ev.resource, occ, iid, cal.id)
-            if occ.excluded:
+            assert occurrence is not None
+            res = generated_instance(ev.resource, occurrence, instance_id, cal.id)
+            if occurrence.excluded:
                 res = {**res, "status": "cancelled"}
         if ev.cancelled:
             res = {**res, "status": "cancelled"}
@@ -832,48 +875,56 @@ class CalendarStore:
     def get_event(self, user: User, calendar_id: str, event_id: str) -> dict[str, Any]:
         with self.world.lock:
             cal, _ = self.resolve(user, calendar_id)
-            ev, iid, occ = self._locate(cal, event_id)
-            return ev.resource if iid is None else self._instance_resource(cal, ev, iid, occ)
+            ev, instance_id, occurrence = self._locate(cal, event_id)
+            return (
+                ev.resource
+                if instance_id is None
+                else self._instance_resource(cal, ev, instance_id, occurrence)
+            )
 
     def instances(
         self, user: User, calendar_id: str, event_id: str, params: dict[str, Any]
     ) -> dict[str, Any]:
         with self.world.lock:
             cal, entry = self.resolve(user, calendar_id)
-            ev, iid, _ = self._locate(cal, event_id)
-            if iid is not None or not ev.recurring:
+            ev, instance_id, _ = self._locate(cal, event_id)
+            if instance_id is not None or not ev.recurring:
                 raise bad_request("The event is not a recurring event.", reason="notRecurringEvent")
             offset = 0
             if params.get("pageToken"):
-                tok = self.world.codec.decode(params["pageToken"])
-                if not tok or tok.get("t") != "inp":
+                page_token = self.world.codec.decode(params["pageToken"])
+                if not page_token or page_token.get("kind") != "instances-page":
                     raise bad_request("Invalid page token value.")
-                offset = tok["o"]
+                offset = page_token["offset"]
             rows = []
-            for occ in self._expansion(cal, ev):
-                res = self._instance_resource(cal, ev, f"{ev.id}_{occ.suffix}", occ)
+            for occurrence in self._expansion(cal, ev):
+                res = self._instance_resource(cal, ev, f"{ev.id}_{occurrence.suffix}", occurrence)
                 if res.get("status") == "cancelled":
                     if not params.get("showDeleted"):
                         continue
                     res = tombstone(res)
-                if params.get("timeMin") is not None and occ.end_ts <= params["timeMin"]:
+                if params.get("timeMin") is not None and occurrence.end_ts <= params["timeMin"]:
                     continue
-                if params.get("timeMax") is not None and occ.start_ts >= params["timeMax"]:
+                if params.get("timeMax") is not None and occurrence.start_ts >= params["timeMax"]:
                     continue
                 rows.append(res)
             max_results = min(max(int(params.get("maxResults") or 250), 1), MAX_EVENTS_PAGE)
             out = self._events_envelope(cal, entry)
             page = rows[offset : offset + max_results]
             if offset + max_results < len(rows):
-                out["nextPageToken"] = self.world.codec.encode({"t": "inp", "o": offset + max_results})
+                out["nextPageToken"] = self.world.codec.encode(
+                    {"kind": "instances-page", "offset": offset + max_results}
+                )
             out["items"] = page
             return out
 
     def truth(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
         """For each calendar of the user: what a full `events.list(singleEvents=True)` returns now."""
         with self.world.lock:
-            lst = self.lists.get(user_id, CalendarList())
+            lst = self.lists.get(user_id)
             out: dict[str, list[dict[str, Any]]] = {}
+            if lst is None:
+                return out
             for cal_id, entry in lst.entries.items():
                 cal = self.calendars.get(cal_id)
                 if entry.deleted or cal is None or cal.deleted:
@@ -882,17 +933,17 @@ class CalendarStore:
                     (i for i in self._items(cal, True) if not i.cancelled), key=lambda i: (i.seq, i.id)
                 )
                 out[cal_id] = [i.out() for i in items]
-        return json.loads(json.dumps(out))
+        return out
 
     def invalidate_sync_tokens(self, user_id: str) -> None:
         with self.world.lock:
             lst = self.lists.get(user_id)
             if lst is None:
                 return
-            lst.token_epoch += 1
+            lst.feed.invalidate()
             for cal_id in lst.entries:
                 if cal_id in self.calendars:
-                    self.calendars[cal_id].token_epoch += 1
+                    self.calendars[cal_id].feed.invalidate()
 
     # -- events: writes --------------------------------------------------------------------------------
 
@@ -906,14 +957,14 @@ class CalendarStore:
         cal: Calendar,
         fields: dict[str, Any],
         base: dict[str, Any],
-        conference: tuple[int, Any, bool],
+        conference: ConferenceRequest,
         seq: int,
         now: float,
         old: dict[str, Any] | None,
     ) -> dict[str, Any]:
         """Validate and complete an event resource from its writable `fields` and read-only `base`.
 
-        `conference` is (conferenceDataVersion, the request's conferenceData or _MISSING, is_patch).
+        `conference` says what the request asked of the event's conference data.
         """
         res = dict(base)
         for key in _PASSTHROUGH:
@@ -949,7 +1000,7 @@ class CalendarStore:
                 res.pop("recurrence")
         if "attendees" in res:
             res["attendees"] = self._normalize_attendees(res["attendees"], res["organizer"]["email"])
-        self._apply_conference(res, *conference, old)
+        self._apply_conference(res, conference, old)
         res.setdefault("reminders", {"useDefault": True})
         res.setdefault("eventType", "default")
         res["updated"] = rfc3339_millis(now)
@@ -982,10 +1033,11 @@ class CalendarStore:
         return out
 
     def _apply_conference(
-        self, res: dict[str, Any], version: int, requested: Any, patch: bool, old: dict[str, Any] | None
+        self, res: dict[str, Any], conference: ConferenceRequest, old: dict[str, Any] | None
     ) -> None:
         """Conference data follows the request only with conferenceDataVersion=1 (Google ignores it
         otherwise); a patch that does not mention it keeps the old data, an update drops it."""
+        version, requested, patch = conference
         res.pop("conferenceData", None)
         res.pop("hangoutLink", None)
         old = old or {}
@@ -1044,13 +1096,13 @@ class CalendarStore:
                 "iCalUID": body.get("iCalUID") or f"{event_id}@google.com",
             }
             fields = {k: v for k, v in body.items() if k not in _READ_ONLY}
-            conference = (conference_version, body.get("conferenceData", _MISSING), False)
+            conference = ConferenceRequest(conference_version, body.get("conferenceData", _MISSING), False)
             res = self._finish(cal, fields, base, conference, seq, now, None)
             cal.bump(now)
             stored = StoredEvent(res, seq)
             cal.events[event_id] = stored
             self._propagate(cal, stored, True, set())
-            self.world.notify(f"calendar-events:{cal.id}")
+            self.world.channels.notify(EVENTS_WATCH, cal.id)
             return res
 
     def update_event(
@@ -1067,10 +1119,14 @@ class CalendarStore:
         self._check_write_scope(scopes)
         with self.world.lock:
             cal, _ = self.resolve(user, calendar_id, write=True)
-            ev, iid, occ = self._locate(cal, event_id)
-            old = ev.resource if iid is None else self._instance_resource(cal, ev, iid, occ)
+            ev, instance_id, occurrence = self._locate(cal, event_id)
+            old = (
+                ev.resource
+                if instance_id is None
+                else self._instance_resource(cal, ev, instance_id, occurrence)
+            )
             body = {k: v for k, v in body.items() if k not in _READ_ONLY}
-            if iid is not None:
+            if instance_id is not None:
                 body.pop("recurrence", None)  # an instance cannot carry its own rule
             # A patch merges into the current event; an update replaces every writable field.
             if patch:
@@ -1078,38 +1134,38 @@ class CalendarStore:
             else:
                 fields = {"status": old.get("status", "confirmed"), **body}
             base = {k: old[k] for k in _READ_ONLY if k in old}
-            conference = (conference_version, body.get("conferenceData", _MISSING), patch)
+            conference = ConferenceRequest(conference_version, body.get("conferenceData", _MISSING), patch)
             now = self.world.now()
             seq = cal.seq + 1
             res = self._finish(cal, fields, base, conference, seq, now, old)
             cal.bump(now)
-            changed_iids: set[str] = set()
-            if iid is None:
+            changed_instance_ids: set[str] = set()
+            if instance_id is None:
                 old_suffixes = {o.suffix for o in self._expansion(cal, ev)} if ev.recurring else set()
                 ev.resource, ev.seq = res, seq
                 if old_suffixes or ev.recurring:
-                    changed_iids = self._orphan_overrides(cal, ev, seq, now)
+                    changed_instance_ids = self._orphan_overrides(cal, ev, seq, now)
             else:
-                ev.overrides[iid] = Override(res, seq)
-                changed_iids = {iid}
-            self._propagate(cal, ev, iid is None, changed_iids)
-            self.world.notify(f"calendar-events:{cal.id}")
+                ev.overrides[instance_id] = Override(res, seq)
+                changed_instance_ids = {instance_id}
+            self._propagate(cal, ev, instance_id is None, changed_instance_ids)
+            self.world.channels.notify(EVENTS_WATCH, cal.id)
             return res
 
     def _orphan_overrides(self, cal: Calendar, ev: StoredEvent, seq: int, now: float) -> set[str]:
         """After a series change, exceptions the new rule no longer generates become cancelled."""
         live = {f"{ev.id}_{o.suffix}" for o in self._expansion(cal, ev)} if ev.recurring else set()
         changed = set()
-        for iid, ov in ev.overrides.items():
-            if iid not in live and ov.resource.get("status") != "cancelled":
+        for instance_id, override in ev.overrides.items():
+            if instance_id not in live and override.resource.get("status") != "cancelled":
                 res = {
-                    **ov.resource,
+                    **override.resource,
                     "status": "cancelled",
                     "updated": rfc3339_millis(now),
                     "etag": etag_for(seq, now),
                 }
-                ev.overrides[iid] = Override(res, seq)
-                changed.add(iid)
+                ev.overrides[instance_id] = Override(res, seq)
+                changed.add(instance_id)
         return changed
 
     def delete_event(
@@ -1118,9 +1174,9 @@ class CalendarStore:
         self._check_write_scope(scopes)
         with self.world.lock:
             cal, _ = self.resolve(user, calendar_id, write=True)
-            ev, iid, occ = self._locate(cal, event_id)
+            ev, instance_id, occurrence = self._locate(cal, event_id)
             now = self.world.now()
-            if iid is None:
+            if instance_id is None:
                 if ev.cancelled:
                     raise ApiError(410, "deleted", "Resource has been deleted")
                 seq = cal.bump(now)
@@ -1133,7 +1189,7 @@ class CalendarStore:
                 ev.seq = seq
                 self._propagate(cal, ev, True, set())
             else:
-                current = self._instance_resource(cal, ev, iid, occ)
+                current = self._instance_resource(cal, ev, instance_id, occurrence)
                 if current.get("status") == "cancelled":
                     raise ApiError(410, "deleted", "Resource has been deleted")
                 seq = cal.bump(now)
@@ -1143,9 +1199,9 @@ class CalendarStore:
                     "updated": rfc3339_millis(now),
                     "etag": etag_for(seq, now),
                 }
-                ev.overrides[iid] = Override(res, seq)
-                self._propagate(cal, ev, False, {iid})
-            self.world.notify(f"calendar-events:{cal.id}")
+                ev.overrides[instance_id] = Override(res, seq)
+                self._propagate(cal, ev, False, {instance_id})
+            self.world.channels.notify(EVENTS_WATCH, cal.id)
 
     # -- attendee copies ---------------------------------------------------------------------------------
 
@@ -1154,7 +1210,7 @@ class CalendarStore:
         cal: Calendar,
         ev: StoredEvent,
         master_changed: bool,
-        changed_iids: set[str],
+        changed_instance_ids: set[str],
         notify: bool = True,
     ) -> None:
         """Keep attendees' copies of an event in step with the organizer's calendar, as Google does."""
@@ -1169,49 +1225,53 @@ class CalendarStore:
                 if email != cal.id and target is not None and target.kind == "primary" and not target.deleted:
                     targets.add(email)
         now = self.world.now()
-        for tid in targets | ev.mirrors:
-            target = self.calendars[tid]
+        for target_id in targets | ev.mirrors:
+            target = self.calendars[target_id]
             seq = target.seq + 1
             etag = etag_for(seq, now)
             copy_ev = target.events.get(ev.id)
-            if tid not in targets:  # uninvited, or the event was cancelled: the copy is cancelled
+            if target_id not in targets:  # uninvited, or the event was cancelled: the copy is cancelled
                 if copy_ev is None or copy_ev.cancelled:
                     continue
                 cancelled = {"status": "cancelled", "updated": rfc3339_millis(now), "etag": etag}
                 copy_ev.resource = {**copy_ev.resource, **cancelled}
                 copy_ev.seq = seq
             elif copy_ev is None:
-                copy_ev = StoredEvent(view_for(ev.resource, tid, etag), seq)
-                for iid, ov in ev.overrides.items():
-                    copy_ev.overrides[iid] = Override(view_for(ov.resource, tid, etag), seq)
+                copy_ev = StoredEvent(view_for(ev.resource, target_id, etag), seq)
+                for instance_id, override in ev.overrides.items():
+                    copy_ev.overrides[instance_id] = Override(
+                        view_for(override.resource, target_id, etag), seq
+                    )
                 target.events[ev.id] = copy_ev
             else:
                 refresh = master_changed or copy_ev.cancelled
-                iids = set(ev.overrides) if refresh else changed_iids & set(ev.overrides)
-                if not refresh and not iids:
+                instance_ids = set(ev.overrides) if refresh else changed_instance_ids & set(ev.overrides)
+                if not refresh and not instance_ids:
                     continue
                 if refresh:
-                    copy_ev.resource = view_for(ev.resource, tid, etag)
+                    copy_ev.resource = view_for(ev.resource, target_id, etag)
                     copy_ev.seq = seq
-                for iid in iids:
-                    copy_ev.overrides[iid] = Override(view_for(ev.overrides[iid].resource, tid, etag), seq)
+                for instance_id in instance_ids:
+                    copy_ev.overrides[instance_id] = Override(
+                        view_for(ev.overrides[instance_id].resource, target_id, etag), seq
+                    )
             target.bump(now)
             if notify:
-                self.world.notify(f"calendar-events:{tid}")
+                self.world.channels.notify(EVENTS_WATCH, target_id)
         ev.mirrors = targets
 
     # -- channels ----------------------------------------------------------------------------------------
 
-    def events_watch_target(self, user: User, calendar_id: str) -> tuple[str, str, str]:
-        """(resource key, resource id, resource uri) of a calendar's events collection."""
+    def events_watch_target(self, user: User, calendar_id: str) -> WatchTarget:
+        """A calendar's events collection, as `events.watch` watches it."""
         with self.world.lock:
             cal, _ = self.resolve(user, calendar_id)
             uri = f"{self.world.base_url}/calendar/v3/calendars/{quote(cal.id, safe='')}/events?alt=json"
-            return f"calendar-events:{cal.id}", stable_id("calendar-events", cal.id), uri
+            return WatchTarget(EVENTS_WATCH, cal.id, stable_id(EVENTS_WATCH, cal.id), uri)
 
-    def calendar_list_watch_target(self, user: User) -> tuple[str, str, str]:
+    def calendar_list_watch_target(self, user: User) -> WatchTarget:
         uri = f"{self.world.base_url}/calendar/v3/users/me/calendarList?alt=json"
-        return f"calendar-list:{user.id}", stable_id("calendar-list", user.id), uri
+        return WatchTarget(CALENDAR_LIST_WATCH, user.id, stable_id(CALENDAR_LIST_WATCH, user.id), uri)
 
 
 def meet_conference(code: str, request_id: str | None = None) -> dict[str, Any]:
@@ -1244,6 +1304,12 @@ def meet_conference(code: str, request_id: str | None = None) -> dict[str, Any]:
 
 
 _MISSING = object()  # "the request did not mention this field", as opposed to null
+
+
+class ConferenceRequest(NamedTuple):
+    version: int  # the request's conferenceDataVersion (Google ignores conferenceData below 1)
+    requested: Any  # the request's conferenceData, or _MISSING
+    patch: bool  # events.patch (merge) rather than events.update (replace)
 
 
 def _sync_gone() -> ApiError:

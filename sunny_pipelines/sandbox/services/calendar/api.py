@@ -1,12 +1,15 @@
-"""Calendar v3 over HTTP (under `/calendar/v3/`): query parsing and routing onto `CalendarStore`."""
+"""Calendar v3 over HTTP (under `/calendar/v3/`): query parsing and routes onto `CalendarStore`."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sunny_pipelines.sandbox.calendar_store import CALENDAR_SCOPES
-from sunny_pipelines.sandbox.common import ApiError, bad_request, etag_for, not_found, parse_rfc3339
-from sunny_pipelines.sandbox.routing import Request, Response, Route, empty_response, json_response, route
+from starlette.responses import Response
+
+from sunny_pipelines.sandbox.core.common import ApiError, bad_request, etag_for, not_found, parse_rfc3339
+from sunny_pipelines.sandbox.core.http import Request, empty_response, json_response
+from sunny_pipelines.sandbox.core.plugin import ApiRoute, route
+from sunny_pipelines.sandbox.services.calendar.store import CALENDAR_SCOPES, CalendarStore
 
 if TYPE_CHECKING:
     from sunny_pipelines.sandbox.world import World
@@ -59,12 +62,12 @@ def _time(req: Request, name: str) -> float | None:
 
 
 class CalendarApi:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, store: CalendarStore) -> None:
         self.world = world
-        self.store = world.calendar
+        self.store = store
 
-    def routes(self) -> list[Route]:
-        def r(method: str, path: str, handler: Any) -> Route:
+    def routes(self) -> list[ApiRoute]:
+        def r(method: str, path: str, handler: Any) -> ApiRoute:
             return route(method, PREFIX + path, handler, api="calendar", scopes=CALENDAR_SCOPES)
 
         return [
@@ -114,7 +117,7 @@ class CalendarApi:
 
     def calendar_list_watch(self, req: Request) -> Response:
         target = self.store.calendar_list_watch_target(req.me)
-        return json_response(self.world.create_channel(req.me, req.json(), target))
+        return json_response(self.world.channels.create(req.me.id, req.json(), target))
 
     def _settings(self, req: Request) -> dict[str, str]:
         return {"timezone": req.me.timezone, **_SETTINGS_DEFAULTS}
@@ -214,8 +217,8 @@ class CalendarApi:
 
     def events_watch(self, req: Request, calendar_id: str) -> Response:
         target = self.store.events_watch_target(req.me, calendar_id)
-        return json_response(self.world.create_channel(req.me, req.json(), target))
+        return json_response(self.world.channels.create(req.me.id, req.json(), target))
 
     def channels_stop(self, req: Request) -> Response:
-        self.world.stop_channel(req.me, req.json())
+        self.world.channels.stop(req.me.id, req.json())
         return empty_response()

@@ -1,0 +1,245 @@
+"""Users and their Google grants: refresh tokens, access tokens, revocation. Shared by every
+service plugin (each Google API authenticates its requests here)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sunny_pipelines.sandbox.core.clock import Clock
+
+ACCESS_TOKEN_TTL = 3600
+DEFAULT_SCOPES = (
+    "https://www.googleapis.com/auth/userinfo.email",
+    "https://www.googleapis.com/auth/calendar",
+    "https://www.googleapis.com/auth/drive",
+    "https://www.googleapis.com/auth/gmail.modify",
+)
+DEFAULT_CLIENT_ID = "sandbox-client"
+# Faults the accounts carry out at once (World.inject_fault hands them here).
+ACCOUNT_FAULT_KINDS = ("revoke", "expire_access_token")
+
+
+class OAuthError(Exception):
+    """An OAuth endpoint error, answered as `{"error": ..., "error_description": ...}`."""
+
+    def __init__(self, error: str, description: str | None = None, status: int = 400) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.status = status
+
+    def body(self) -> dict[str, str]:
+        out = {"error": self.error}
+        if self.description:
+            out["error_description"] = self.description
+        return out
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    name: str
+    timezone: str
+    scopes: tuple[str, ...]
+    refresh_token: str | None
+    status: str = "active"  # active | revoked
+    grant_generation: int = 0  # how many grants the user has given (each has its own refresh token)
+    last_access_token: str = ""
+
+
+@dataclass
+class AccessToken:
+    token: str
+    user_id: str
+    expires_at: float
+    client_id: str
+    scopes: frozenset[str]
+
+
+class Accounts:
+    """Every user and grant. Thread-safe (one re-entrant lock)."""
+
+    def __init__(self, seed: int, clock: Clock) -> None:
+        self.lock = threading.RLock()
+        self.seed = seed
+        self.clock = clock
+        self.users: dict[str, User] = {}  # by user id
+        self._by_email: dict[str, User] = {}
+        self._access_tokens: dict[str, AccessToken] = {}  # by token
+        self._refresh_token_owner: dict[str, str] = {}  # refresh token -> user id
+        self._newest_access_token: dict[str, AccessToken] = {}  # by user id
+
+    def add_user(
+        self,
+        email: str,
+        name: str | None = None,
+        timezone: str = "UTC",
+        user_id: str | None = None,
+        scopes: tuple[str, ...] | list[str] | None = None,
+    ) -> User:
+        email = email.strip().lower()
+        with self.lock:
+            if email in self._by_email:
+                raise ValueError(f"user exists: {email}")
+            user_id = user_id or f"u{len(self.users) + 1:04d}"
+            if user_id in self.users:
+                raise ValueError(f"user id exists: {user_id}")
+            name = name or email.split("@")[0].replace(".", " ").title()
+            user = User(user_id, email, name, timezone, tuple(scopes or DEFAULT_SCOPES), None)
+            self.users[user_id] = user
+            self._by_email[email] = user
+            self._new_grant(user)
+            return user
+
+    def _new_grant(self, user: User) -> None:
+        # Refresh tokens are derived from the seed so an app keeps working across sandbox restarts.
+        user.grant_generation += 1
+        digest = hashlib.sha256(f"{self.seed}:{user.id}:{user.grant_generation}".encode()).hexdigest()
+        user.refresh_token = f"1//sbx-{digest[:40]}"
+        user.status = "active"
+        self._refresh_token_owner[user.refresh_token] = user.id
+        self.issue_access_token(user)
+
+    def user_by_email(self, email: str) -> User | None:
+        return self._by_email.get(email.strip().lower())
+
+    def get_user(self, email_or_id: str) -> User:
+        with self.lock:
+            user = self.users.get(email_or_id) or self.user_by_email(email_or_id)
+            if user is None:
+                raise KeyError(email_or_id)
+            return user
+
+    def _current_token(self, user: User) -> AccessToken | None:
+        at = self._newest_access_token.get(user.id)
+        if at is None or at.token not in self._access_tokens or at.expires_at <= self.clock.now() + 300:
+            return None
+        return at
+
+    def public_view(self, user: User) -> dict[str, Any]:
+        """The user as `GET /sandbox/users` shows them, with a currently valid access token."""
+        with self.lock:
+            # A revoked user keeps showing their last (now useless) tokens, as an app that stored them would.
+            at = None
+            if user.status == "active":
+                at = self._current_token(user) or self.issue_access_token(user)
+            return {
+                "id": user.id,
+                "email": user.email,
+                "name": user.name,
+                "timezone": user.timezone,
+                "status": user.status,
+                "access_token": at.token if at else user.last_access_token,
+                "refresh_token": user.refresh_token,
+                "expires_in": int(at.expires_at - self.clock.now()) if at else 0,
+                "scopes": list(user.scopes),
+            }
+
+    def list_users(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [self.public_view(u) for u in sorted(self.users.values(), key=lambda u: u.id)]
+
+    def reconnect_user(self, email: str) -> dict[str, Any]:
+        """The user consents again: a new grant (new refresh token) replaces a revoked one."""
+        with self.lock:
+            user = self.get_user(email)
+            self.revoke_grant(user)
+            self._new_grant(user)
+            return self.public_view(user)
+
+    def issue_access_token(self, user: User, client_id: str = DEFAULT_CLIENT_ID) -> AccessToken:
+        with self.lock:
+            token = "ya29.sbx-" + secrets.token_urlsafe(36)
+            expires_at = self.clock.now() + ACCESS_TOKEN_TTL
+            at = AccessToken(token, user.id, expires_at, client_id, frozenset(user.scopes))
+            self._access_tokens[token] = at
+            self._newest_access_token[user.id] = at
+            user.last_access_token = token
+            return at
+
+    def refresh_access_token(self, refresh_token: str, client_id: str | None = None) -> dict[str, Any]:
+        """The token endpoint's refresh grant; raises OAuthError(invalid_grant) for unknown/revoked tokens."""
+        with self.lock:
+            user_id = self._refresh_token_owner.get(refresh_token)
+            user = self.users.get(user_id) if user_id else None
+            if user is None or user.status != "active" or user.refresh_token != refresh_token:
+                raise OAuthError("invalid_grant", "Token has been expired or revoked.")
+            self._prune_expired_tokens()
+            at = self.issue_access_token(user, client_id or DEFAULT_CLIENT_ID)
+            return {
+                "access_token": at.token,
+                "expires_in": ACCESS_TOKEN_TTL,
+                "scope": " ".join(user.scopes),
+                "token_type": "Bearer",
+            }
+
+    def _prune_expired_tokens(self) -> None:
+        now = self.clock.now()
+        for token in [t for t, at in self._access_tokens.items() if at.expires_at <= now]:
+            del self._access_tokens[token]
+
+    def revoke_grant(self, user: User) -> None:
+        # The refresh token stays on the user (for list_users) but no longer maps to a grant.
+        with self.lock:
+            if user.refresh_token:
+                self._refresh_token_owner.pop(user.refresh_token, None)
+            user.status = "revoked"
+            self.drop_access_tokens(user)
+
+    def drop_access_tokens(self, user: User) -> None:
+        with self.lock:
+            for token in [t for t, at in self._access_tokens.items() if at.user_id == user.id]:
+                del self._access_tokens[token]
+            self._newest_access_token.pop(user.id, None)
+
+    def revoke_token(self, token: str) -> bool:
+        """Revoke an access or refresh token; as at Google, either one revokes the whole grant."""
+        with self.lock:
+            at = self._access_tokens.get(token)
+            user_id = at.user_id if at else self._refresh_token_owner.get(token)
+            user = self.users.get(user_id) if user_id else None
+            if user is None or user.status != "active":
+                return False
+            self.revoke_grant(user)
+            return True
+
+    def authenticate(self, token: str | None) -> tuple[User, AccessToken] | None:
+        if not token:
+            return None
+        with self.lock:
+            at = self._access_tokens.get(token)
+            if at is None or at.expires_at <= self.clock.now():
+                return None
+            user = self.users[at.user_id]
+            return (user, at) if user.status == "active" else None
+
+    def token_info(self, token: str) -> dict[str, Any] | None:
+        with self.lock:
+            auth = self.authenticate(token)
+            if auth is None:
+                return None
+            user, at = auth
+            return {
+                "azp": at.client_id,
+                "aud": at.client_id,
+                "sub": user.id,
+                "scope": " ".join(sorted(at.scopes)),
+                "exp": int(at.expires_at),
+                "expires_in": max(int(at.expires_at - self.clock.now()), 0),
+                "email": user.email,
+                "email_verified": True,
+                "access_type": "offline",
+            }
+
+    def apply_fault(self, kind: str, user: User) -> None:
+        if kind == "revoke":
+            self.revoke_grant(user)
+        elif kind == "expire_access_token":
+            self.drop_access_tokens(user)
+        else:
+            raise ValueError(f"not an account fault: {kind!r}")
