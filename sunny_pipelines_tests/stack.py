@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,13 +19,13 @@ import dagster as dg
 from sunny_pipelines.db.engine import PROJECT_ROOT
 
 
-def dagster_home(directory: Path, user_ids: list[str] | None = None) -> Path:
+def dagster_home(directory: Path, user_ids: Sequence[str] = ()) -> Path:
     """A Dagster home using the project's dagster.yaml, with ``user_ids`` as `users` partitions."""
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "dagster.yaml", directory / "dagster.yaml")
     if user_ids:
         with dg.DagsterInstance.from_config(str(directory)) as instance:
-            instance.add_dynamic_partitions("users", user_ids)
+            instance.add_dynamic_partitions("users", list(user_ids))
     return directory
 
 
@@ -54,9 +54,10 @@ def running(
     env: dict[str, str],
     log_path: Path,
     ready: Callable[[], bool] | None = None,
-    timeout: float = 90.0,
+    timeout: float = 120.0,
 ) -> Iterator[subprocess.Popen]:
     """Run ``command`` (in its own process group) until the block ends; wait for ``ready``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -49,7 +49,6 @@ from sunny_pipelines_tests.benchmarks.common import (
     DEFAULT_USER_CONCURRENCY,
     PROJECT_ROOT,
     alternating_orders,
-    dagster_home,
     fetch_grants,
     format_summary,
     fresh_database,
@@ -59,6 +58,7 @@ from sunny_pipelines_tests.benchmarks.common import (
     summarize,
     write_json,
 )
+from sunny_pipelines_tests.stack import dagster_home
 
 MODULE = "sunny_pipelines_tests.benchmarks.bench_calendar_sync"
 SIDES = ("loop", "dagster")

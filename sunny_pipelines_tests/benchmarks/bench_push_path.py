@@ -46,8 +46,6 @@ from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines_tests.benchmarks.common import (
     PROJECT_ROOT,
-    calendar_client,
-    dagster_home,
     fetch_grants,
     free_port,
     fresh_database,
@@ -55,12 +53,11 @@ from sunny_pipelines_tests.benchmarks.common import (
     latency_summary,
     new_token_key,
     python_command,
-    running,
     sandbox_process,
-    venv_command,
-    wait_for,
     write_json,
 )
+from sunny_pipelines_tests.google_clients import calendar_client
+from sunny_pipelines_tests.stack import dagster_command, dagster_home, running, wait_for
 
 # Inbox statuses that end a row's processing.
 FINISHED = ("done", "failed", "rejected")
@@ -254,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
 
             webserver_port = free_port()
             webserver = f"http://127.0.0.1:{webserver_port}"
-            dev = venv_command(
+            dev = dagster_command(
                 "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(webserver_port)
             )
             with (

@@ -11,14 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from sunny_pipelines.db import migrate
 from sunny_pipelines.db.engine import PROJECT_ROOT, normalize_url
+from sunny_pipelines_tests.stack import running
 
 BENCH_DATABASE_URL = normalize_url(
     os.environ.get("SUNNY_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/sunny_bench")
@@ -75,57 +72,8 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def wait_for(condition: Callable[[], object], timeout: float, interval: float = 0.05) -> float:
-    """Poll ``condition`` until truthy; returns the seconds waited. Raises TimeoutError."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"condition not met after {timeout:.0f}s")
-        time.sleep(interval)
-    return time.monotonic() - started
-
-
 def python_command(*args: str) -> list[str]:
     return [sys.executable, *args]
-
-
-def venv_command(name: str, *args: str) -> list[str]:
-    """A console script installed beside this interpreter (``dagster``)."""
-    return [str(Path(sys.executable).parent / name), *args]
-
-
-@contextmanager
-def running(
-    command: list[str],
-    env: dict[str, str],
-    log_path: Path,
-    ready: Callable[[], bool] | None = None,
-    timeout: float = 120.0,
-) -> Iterator[subprocess.Popen]:
-    """Run ``command`` in its own process group until the block ends; wait for ``ready``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    what = " ".join(command[1:4])
-    try:
-        deadline = time.monotonic() + timeout
-        while ready is not None and not ready():
-            if process.poll() is not None:
-                raise RuntimeError(f"{what} exited with {process.returncode}; see {log_path}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} not ready after {timeout:.0f}s; see {log_path}")
-            time.sleep(0.2)
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 @contextmanager
@@ -149,44 +97,6 @@ def fetch_grants(sandbox_url: str) -> list[dict[str, Any]]:
     response = requests.get(sandbox_url.rstrip("/") + "/sandbox/users", timeout=60)
     response.raise_for_status()
     return response.json()
-
-
-def dagster_home(directory: Path, user_ids: Sequence[str] = ()) -> Path:
-    """A Dagster home with the project's dagster.yaml and ``user_ids`` as `users` partitions."""
-    import dagster as dg
-
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", directory / "dagster.yaml")
-    if user_ids:
-        with dg.DagsterInstance.from_config(str(directory)) as instance:
-            instance.add_dynamic_partitions("users", list(user_ids))
-    return directory
-
-
-def calendar_client(sandbox_url: str, grant: dict[str, Any]) -> Any:
-    """The real Google Calendar v3 client acting as the user of ``grant`` (as their browser would)."""
-    import httplib2
-    from google.oauth2.credentials import Credentials
-    from google_auth_httplib2 import AuthorizedHttp
-    from googleapiclient.discovery import build
-
-    creds = Credentials(
-        token=grant["access_token"],
-        refresh_token=grant.get("refresh_token"),
-        token_uri=sandbox_url + "/token",
-        client_id="sunny-local",
-        client_secret="sunny-local-secret",
-    )
-    return build(
-        "calendar",
-        "v3",
-        http=AuthorizedHttp(creds, http=httplib2.Http(timeout=30)),
-        static_discovery=True,
-        client_options={"api_endpoint": sandbox_url + "/calendar/v3/"},
-    )
-
-
-# --- sampling and statistics ----------------------------------------------------------------
 
 
 def alternating_orders(sides: Sequence[str], samples: int) -> list[list[str]]:

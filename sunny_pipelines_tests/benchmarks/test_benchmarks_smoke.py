@@ -19,13 +19,13 @@ from sunny_pipelines_tests.benchmarks import bench_calendar_sync, bench_push_pat
 from sunny_pipelines_tests.benchmarks.common import (
     PROJECT_ROOT,
     alternating_orders,
-    calendar_client,
     latency_summary,
     percentile,
     ratio,
     summarize,
     write_json,
 )
+from sunny_pipelines_tests.google_clients import calendar_client
 
 
 def test_alternating_orders_put_each_side_first_in_turn():

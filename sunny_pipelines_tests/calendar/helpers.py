@@ -1,37 +1,15 @@
-"""Test helpers: acting as a user in the sandbox through the real Google client, and reading
-back what the pipeline stored."""
+"""Test helpers: the sandbox's calendar truth and what the pipeline stored, in one comparable shape.
+(Acting as a user through the real Google client: `sunny_pipelines_tests.google_clients`.)"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-import httplib2
-from google.oauth2.credentials import Credentials
-from google_auth_httplib2 import AuthorizedHttp
-from googleapiclient.discovery import build
 from sqlalchemy import select
 
 from sunny_pipelines.calendar.events import event_row
 from sunny_pipelines.db.models import CalendarEvent
-
-
-def user_calendar_client(sandbox, user: dict) -> Any:
-    """A Calendar v3 client acting as ``user`` (their own grant, as their browser would)."""
-    creds = Credentials(
-        token=user["access_token"],
-        refresh_token=user["refresh_token"],
-        token_uri=sandbox.base_url + "/token",
-        client_id="sunny-local",
-        client_secret="sunny-local-secret",
-    )
-    return build(
-        "calendar",
-        "v3",
-        http=AuthorizedHttp(creds, http=httplib2.Http(timeout=10)),
-        static_discovery=True,
-        client_options={"api_endpoint": sandbox.base_url + "/calendar/v3/"},
-    )
 
 
 def _comparable(row: dict[str, Any]) -> tuple:

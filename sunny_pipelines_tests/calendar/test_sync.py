@@ -10,8 +10,9 @@ from sqlalchemy import select, update
 from sunny_pipelines.calendar.sync import sync_user_calendars
 from sunny_pipelines.db.models import CalendarEvent, GoogleConnection, SyncState
 from sunny_pipelines.resources.google import GoogleGrantError
+from sunny_pipelines_tests.google_clients import calendar_client
 
-from .helpers import stored_rows, truth_rows, user_calendar_client
+from .helpers import stored_rows, truth_rows
 
 
 def sync(google, database, user_id: str):
@@ -34,7 +35,7 @@ def test_first_sync_equals_the_sandbox(google, database, sandbox, connected_user
 def test_inserted_moved_and_deleted_events_reach_the_database(google, database, sandbox, connected_users):
     user = connected_users[0]
     sync(google, database, user["id"])
-    client = user_calendar_client(sandbox, user)
+    client = calendar_client(sandbox, user)
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
     created = (
         client.events()
@@ -93,7 +94,7 @@ def test_second_sync_without_change_makes_one_call_per_calendar(google, database
 def test_expired_sync_token_recovers_and_removes_deleted_events(google, database, sandbox, connected_users):
     user = connected_users[0]
     sync(google, database, user["id"])
-    client = user_calendar_client(sandbox, user)
+    client = calendar_client(sandbox, user)
     items = client.events().list(calendarId="primary", singleEvents=True).execute()["items"]
     client.events().delete(calendarId="primary", eventId=items[0]["id"]).execute()
     sandbox.world.inject_fault("invalidate_sync_tokens", user_email=user["email"])

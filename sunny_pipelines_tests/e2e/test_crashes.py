@@ -25,7 +25,8 @@ from sunny_pipelines.definitions import build_defs
 from sunny_pipelines.inbox.rows import MAX_ATTEMPTS
 from sunny_pipelines.partitions import TRIGGER_TAG, range_tags
 from sunny_pipelines.vocabulary import Trigger
-from sunny_pipelines_tests.calendar.helpers import stored_rows, truth_rows, user_calendar_client
+from sunny_pipelines_tests.calendar.helpers import stored_rows, truth_rows
+from sunny_pipelines_tests.google_clients import calendar_client
 from sunny_pipelines_tests.runs import evaluate_sensor, execute
 from sunny_pipelines_tests.stack import app_env, dagster_command, dagster_home, wait_for
 
@@ -116,9 +117,7 @@ def insert_event(sandbox, user: dict, calendar_id: str, summary: str) -> str:
         "start": {"dateTime": start.isoformat()},
         "end": {"dateTime": (start + timedelta(minutes=30)).isoformat()},
     }
-    return (
-        user_calendar_client(sandbox, user).events().insert(calendarId=calendar_id, body=body).execute()["id"]
-    )
+    return calendar_client(sandbox, user).events().insert(calendarId=calendar_id, body=body).execute()["id"]
 
 
 def recover(resources, home, database, row_id: int) -> None:
@@ -225,7 +224,7 @@ def test_two_runs_of_one_user_never_bring_back_a_deleted_event(
     sandbox.world.inject_fault("latency", user_email=ada["email"], count=6, latency_ms=1000)
     slow = start_run(env, ada["id"], tmp_path)
     wait_for(lambda: inbox_row(database, first_row).claimed_by, timeout=60)
-    user_calendar_client(sandbox, ada).events().delete(calendarId="primary", eventId=event_id).execute()
+    calendar_client(sandbox, ada).events().delete(calendarId="primary", eventId=event_id).execute()
     second_row = notify(database, ada["id"])
     defs = build_defs(resources)
     results = {}

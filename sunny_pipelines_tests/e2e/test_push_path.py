@@ -20,7 +20,7 @@ from sunny_pipelines.calendar.sync import sync_user_calendars
 from sunny_pipelines.db.models import CalendarEvent, WebhookInbox
 from sunny_pipelines.partitions import TRIGGER_TAG
 from sunny_pipelines.resources.google import GoogleResource
-from sunny_pipelines_tests.calendar.helpers import user_calendar_client
+from sunny_pipelines_tests.google_clients import calendar_client
 from sunny_pipelines_tests.stack import app_env, dagster_command, dagster_home, running, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +63,7 @@ def insert_event(sandbox, user: dict, summary: str) -> dict:
         "start": {"dateTime": start.isoformat()},
         "end": {"dateTime": (start + timedelta(minutes=45)).isoformat()},
     }
-    return user_calendar_client(sandbox, user).events().insert(calendarId="primary", body=body).execute()
+    return calendar_client(sandbox, user).events().insert(calendarId="primary", body=body).execute()
 
 
 def wait_for_event(database, stack: Stack, user_id: str, event_id: str) -> str:

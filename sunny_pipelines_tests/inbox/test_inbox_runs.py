@@ -15,7 +15,8 @@ from sunny_pipelines.inbox.rows import MAX_ATTEMPTS
 from sunny_pipelines.inbox.sensors import InboxCursor
 from sunny_pipelines.partitions import TRIGGER_TAG
 from sunny_pipelines.resources.google import GoogleResource
-from sunny_pipelines_tests.calendar.helpers import stored_rows, truth_rows, user_calendar_client
+from sunny_pipelines_tests.calendar.helpers import stored_rows, truth_rows
+from sunny_pipelines_tests.google_clients import calendar_client
 from sunny_pipelines_tests.runs import evaluate_sensor, execute
 
 
@@ -61,7 +62,7 @@ def insert_event(sandbox, user, summary: str) -> dict:
         "start": {"dateTime": start.isoformat()},
         "end": {"dateTime": (start + timedelta(minutes=30)).isoformat()},
     }
-    return user_calendar_client(sandbox, user).events().insert(calendarId="primary", body=body).execute()
+    return calendar_client(sandbox, user).events().insert(calendarId="primary", body=body).execute()
 
 
 def test_notifications_become_one_batched_run_and_rows_end_done(
