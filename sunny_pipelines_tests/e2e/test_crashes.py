@@ -27,6 +27,7 @@ from sunny_pipelines.partitions import TRIGGER_TAG, range_tags
 from sunny_pipelines.vocabulary import Trigger
 from sunny_pipelines_tests.calendar.helpers import stored_rows, truth_rows
 from sunny_pipelines_tests.google_clients import calendar_client
+from sunny_pipelines_tests.inbox.helpers import inbox_row, notify
 from sunny_pipelines_tests.runs import evaluate_sensor, execute
 from sunny_pipelines_tests.stack import app_env, dagster_command, dagster_home, wait_for
 
@@ -80,25 +81,6 @@ def kill(process: subprocess.Popen, home) -> None:
         [run] = instance.get_runs(limit=1)
         instance.report_run_failed(run, "run worker killed (test)")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-
-
-def notify(database, user_id: str) -> int:
-    with database.begin() as conn:
-        return conn.execute(
-            WebhookInbox.__table__.insert()
-            .values(
-                source="google_calendar",
-                user_id=user_id,
-                dedup_key=f"crash:{datetime.now(UTC).timestamp()}",
-                payload={"resource_state": "exists", "service": "calendar_events"},
-            )
-            .returning(WebhookInbox.id)
-        ).scalar_one()
-
-
-def inbox_row(database, row_id: int):
-    with database.begin() as conn:
-        return conn.execute(select(WebhookInbox).where(WebhookInbox.id == row_id)).one()
 
 
 def stored(database, user_id: str, event_id: str):

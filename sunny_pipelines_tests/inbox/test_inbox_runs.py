@@ -17,31 +17,12 @@ from sunny_pipelines.partitions import TRIGGER_TAG
 from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines_tests.calendar.helpers import stored_rows, truth_rows
 from sunny_pipelines_tests.google_clients import calendar_client
+from sunny_pipelines_tests.inbox.helpers import notify
 from sunny_pipelines_tests.runs import evaluate_sensor, execute
 
 
 def all_finished(run_ids):
     return set(run_ids)
-
-
-_message_numbers = iter(range(1, 1_000_000))
-
-
-def notify(database, user_id: str, state: str = "exists", service: str = "calendar_events") -> int:
-    """An inbox row as the receiver stores a Google Calendar channel notification."""
-    number = next(_message_numbers)
-    with database.begin() as conn:
-        return conn.execute(
-            WebhookInbox.__table__.insert()
-            .values(
-                source="google_calendar",
-                user_id=user_id,
-                channel_id=f"ch-{user_id}",
-                dedup_key=f"google:ch-{user_id}:{number}",
-                payload={"resource_state": state, "message_number": number, "service": service},
-            )
-            .returning(WebhookInbox.id)
-        ).scalar_one()
 
 
 def inbox_statuses(database) -> dict[int, tuple[str, int]]:

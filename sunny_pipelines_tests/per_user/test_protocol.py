@@ -22,6 +22,7 @@ from sunny_pipelines.partitions import TRIGGER_TAG, users
 from sunny_pipelines.per_user import USERS_NAMED_IN_FAILURE, Domain, UserSync, sync_users
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import Source, Trigger
+from sunny_pipelines_tests.inbox import helpers as inbox
 from sunny_pipelines_tests.runs import evaluate_sensor, execute, materialized, run_range
 
 PROBE = UserSync(service="probe", inbox_sources=frozenset({Source.GOOGLE_DRIVE}), lock_wait_seconds=1)
@@ -81,22 +82,12 @@ def add_users(database, cipher, count: int) -> list[str]:
     return ids
 
 
-_numbers = iter(range(1, 1_000_000))
-
-
 def notify(database, user_id: str, source: str = Source.GOOGLE_DRIVE) -> int:
-    number = next(_numbers)
-    with database.begin() as conn:
-        return conn.execute(
-            WebhookInbox.__table__.insert()
-            .values(source=source, user_id=user_id, dedup_key=f"probe:{number}", payload={"n": number})
-            .returning(WebhookInbox.id)
-        ).scalar_one()
+    """A notification for the probe domain (or, with ``source``, for another)."""
+    return inbox.notify(database, user_id, source)
 
 
-def row(database, row_id: int):
-    with database.begin() as conn:
-        return conn.execute(select(WebhookInbox).where(WebhookInbox.id == row_id)).one()
+row = inbox.inbox_row
 
 
 def res(database, cipher) -> dict:
