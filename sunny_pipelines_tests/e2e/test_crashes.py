@@ -53,23 +53,42 @@ def env(home, database, cipher, sandbox) -> dict[str, str]:
     return app_env(home=home, database_url=database.url, token_key=cipher.key, sandbox_url=sandbox.base_url)
 
 
-def start_run(env: dict[str, str], user_id: str, tmp_path) -> subprocess.Popen:
-    tags = json.dumps({**range_tags(user_id, user_id), **INBOX_TAGS})
-    command = dagster_command(
-        "dagster",
-        "job",
-        "execute",
-        "-m",
-        "sunny_pipelines.definitions",
-        "-j",
-        "calendar_sync",
-        "--tags",
-        tags,
-    )
-    log = open(tmp_path / f"run-{datetime.now(UTC).timestamp()}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen(
-        command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+@pytest.fixture
+def start_run(env, tmp_path):
+    """Starts `calendar_sync` for one user as its own process (an inbox run); whatever a failed
+    test leaves running is killed at teardown."""
+    processes: list[subprocess.Popen] = []
+
+    def start(user_id: str) -> subprocess.Popen:
+        tags = json.dumps({**range_tags(user_id, user_id), **INBOX_TAGS})
+        command = dagster_command(
+            "dagster",
+            "job",
+            "execute",
+            "-m",
+            "sunny_pipelines.definitions",
+            "-j",
+            "calendar_sync",
+            "--tags",
+            tags,
+        )
+        with open(tmp_path / f"run-{len(processes)}.log", "wb") as log:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def kill(process: subprocess.Popen, home) -> None:
@@ -112,12 +131,12 @@ def recover(resources, home, database, row_id: int) -> None:
 
 
 def test_killed_after_the_data_commit_before_the_rows_finish(
-    ada, env, home, resources, database, sandbox, tmp_path
+    ada, start_run, home, resources, database, sandbox
 ):
     event_id = insert_event(sandbox, ada, "primary", "Committed, then killed")
     row_id = notify(database, ada["id"])
     sandbox.world.inject_fault("latency", user_email=ada["email"], count=20, latency_ms=700)
-    run = start_run(env, ada["id"], tmp_path)
+    run = start_run(ada["id"])
     blocker = database.engine.connect()
     try:
         wait_for(lambda: inbox_row(database, row_id).claimed_by, timeout=60)
@@ -136,7 +155,7 @@ def test_killed_after_the_data_commit_before_the_rows_finish(
     assert stored_rows(database, ada["id"]) == truth_rows(sandbox, ada)
 
 
-def test_killed_midway_through_a_users_calendars(ada, env, home, resources, database, sandbox, tmp_path):
+def test_killed_midway_through_a_users_calendars(ada, start_run, home, resources, database, sandbox):
     with database.begin() as conn:
         writable = (
             conn.execute(
@@ -159,7 +178,7 @@ def test_killed_midway_through_a_users_calendars(ada, env, home, resources, data
             .where(UserCalendar.user_id == ada["id"], UserCalendar.calendar_id == second)
             .with_for_update()
         )
-        run = start_run(env, ada["id"], tmp_path)
+        run = start_run(ada["id"])
         wait_for(lambda: stored(database, ada["id"], early), timeout=60)
         kill(run, home)
     finally:
@@ -172,7 +191,7 @@ def test_killed_midway_through_a_users_calendars(ada, env, home, resources, data
     assert stored_rows(database, ada["id"]) == truth_rows(sandbox, ada)
 
 
-def test_killed_on_every_attempt_the_row_ends_failed(ada, env, home, resources, database, sandbox, tmp_path):
+def test_killed_on_every_attempt_the_row_ends_failed(ada, start_run, home, resources, database, sandbox):
     row_id = notify(database, ada["id"])
     holder = database.engine.connect()  # a sync that never ends: every run stalls after claiming
     holder.execute(
@@ -181,7 +200,7 @@ def test_killed_on_every_attempt_the_row_ends_failed(ada, env, home, resources, 
     holder.commit()
     try:
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            run = start_run(env, ada["id"], tmp_path)
+            run = start_run(ada["id"])
             wait_for(lambda a=attempt: inbox_row(database, row_id).attempts == a, timeout=60)
             kill(run, home)
     finally:
@@ -198,13 +217,13 @@ def test_killed_on_every_attempt_the_row_ends_failed(ada, env, home, resources, 
 
 
 def test_two_runs_of_one_user_never_bring_back_a_deleted_event(
-    ada, env, home, resources, database, sandbox, tmp_path
+    ada, start_run, home, resources, database, sandbox
 ):
     event_id = insert_event(sandbox, ada, "primary", "Deleted while a slow sync runs")
     first_row = notify(database, ada["id"])
     # The first run lists slowly; meanwhile the event is deleted and a second run starts.
     sandbox.world.inject_fault("latency", user_email=ada["email"], count=6, latency_ms=1000)
-    slow = start_run(env, ada["id"], tmp_path)
+    slow = start_run(ada["id"])
     wait_for(lambda: inbox_row(database, first_row).claimed_by, timeout=60)
     calendar_client(sandbox, ada).events().delete(calendarId="primary", eventId=event_id).execute()
     second_row = notify(database, ada["id"])
