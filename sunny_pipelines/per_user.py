@@ -3,7 +3,7 @@
 A run covers a range of `users` partitions (see "How runs work" in shared/DESIGN.md). For each
 user the protocol decides whether there is anything to do (the run's trigger: due users for a
 schedule, users with notifications for an inbox run, everyone for a first sync or a backfill),
-holds the (user, service) sync lock, claims the user's inbox rows, calls the domain's
+claims the user's inbox rows, holds the (user, service) sync lock, calls the domain's
 ``work(user_id, claimed_rows)``, then finishes the rows: ``done`` after the work committed,
 ``failed`` with the error otherwise. `sync_state` records each outcome. Users run concurrently
 on a bounded thread pool; each user that succeeded gets its own AssetMaterialization, and the
@@ -18,10 +18,11 @@ which arrived during the holder's sync are answered by a listing taken after it.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import traceback
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,7 +49,6 @@ USERS_NAMED_IN_FAILURE = 5
 UserMetadata = Mapping[str, Any] | None
 UserWork = Callable[[str], UserMetadata]
 SyncWork = Callable[[str, list[InboxRow]], UserMetadata]
-DueUsers = Callable[[Connection, Sequence[str], datetime], Collection[str]]
 
 
 class UnknownTrigger(ValueError):
@@ -74,13 +74,10 @@ class UserSync:
     service: str  # its `sync_state` row, and the name of its lock
     inbox_sources: frozenset[Source] = field(default_factory=frozenset)
     default_interval_seconds: int = sync_state.DEFAULT_INTERVAL_SECONDS
-    # Who a schedule run works on; by default, users whose interval has elapsed.
-    due_users: DueUsers | None = None
     lock_wait_seconds: float = LOCK_WAIT_SECONDS
 
     def due(self, conn: Connection, user_ids: Sequence[str], now: datetime) -> set[str]:
-        if self.due_users is not None:
-            return set(self.due_users(conn, user_ids, now))
+        """Who a schedule run works on: users whose interval has elapsed."""
         return sync_state.due_users(conn, self.service, now, user_ids)
 
 
@@ -132,12 +129,9 @@ def sync_users(
     trigger = run_trigger(context.run.tags)
     user_ids = list(context.partition_keys)
     run_id = context.run_id
-    instance = context.instance
+    # Rows claimed by a run that has finished are free to claim again.
+    claims_void = functools.partial(finished_runs, context.instance)
     scheduled: set[str] = set()
-
-    def claims_void(run_ids: Collection[str]) -> set[str]:
-        return finished_runs(instance, run_ids)
-
     if trigger == Trigger.SCHEDULE:
         with database.begin() as conn:
             scheduled = spec.due(conn, user_ids, datetime.now(UTC))

@@ -74,11 +74,17 @@ def env_for_definitions(
 
 
 @pytest.fixture
-def sandbox():
-    """A fresh sandbox world per test, served over HTTP on 127.0.0.1."""
+def sandbox_seed() -> int:
+    """The seed of the sandbox's generated world (a test folder may override it)."""
+    return 7
+
+
+@pytest.fixture
+def sandbox(sandbox_seed: int):
+    """A fresh sandbox world per test (3 users), served over HTTP on 127.0.0.1."""
     from sunny_pipelines.sandbox.server import SandboxServer
 
-    server = SandboxServer(host="127.0.0.1", port=0, users=3, events_per_user=12, seed=7).start()
+    server = SandboxServer(host="127.0.0.1", port=0, users=3, events_per_user=12, seed=sandbox_seed).start()
     yield server
     server.stop()
 

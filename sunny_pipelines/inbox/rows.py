@@ -103,8 +103,13 @@ def read_retryable(
     return [_row(r) for r in conn.execute(query)]
 
 
-def _claimable(run_id: str, finished: Callable[[Collection[str]], Collection[str]], conn: Connection, where):  # type: ignore[no-untyped-def]
-    """Candidates matching ``where`` that nobody live holds: (ids, claimants that finished)."""
+FinishedRuns = Callable[[Collection[str]], Collection[str]]
+
+
+def _claimable(
+    conn: Connection, where: ColumnElement[bool], run_id: str, finished: FinishedRuns
+) -> tuple[list[int], set[str]]:
+    """Rows matching ``where`` that nobody live holds: (their ids, the claimants that finished)."""
     candidates = conn.execute(
         select(WebhookInbox.id, WebhookInbox.claimed_by, WebhookInbox.status).where(where)
     ).all()
@@ -133,7 +138,7 @@ def claim(
     sources: Collection[str],
     run_id: str,
     now: datetime,
-    finished: Callable[[Collection[str]], Collection[str]],
+    finished: FinishedRuns,
 ) -> list[InboxRow]:
     """Claim ``user_id``'s deliverable rows of ``sources`` for ``run_id``; returns them.
 
@@ -144,7 +149,7 @@ def claim(
     if not sources:
         return []
     mine = and_(WebhookInbox.user_id == user_id, WebhookInbox.source.in_(list(sources)))
-    dead_ids, dead_gone = _claimable(run_id, finished, conn, and_(mine, exhausted()))
+    dead_ids, dead_gone = _claimable(conn, and_(mine, exhausted()), run_id, finished)
     if dead_ids:
         conn.execute(
             update(WebhookInbox)
@@ -157,7 +162,7 @@ def claim(
                 "ended without finishing it (crashed or was killed)",
             )
         )
-    ids, gone = _claimable(run_id, finished, conn, and_(mine, deliverable(now)))
+    ids, gone = _claimable(conn, and_(mine, deliverable(now)), run_id, finished)
     if not ids:
         return []
     claimed = conn.execute(

@@ -114,7 +114,7 @@ def measure_singles(
         body = event_body(rng, f"single {i}")
         time.sleep(pause)  # changes land anywhere in the sensor's cycle
         started = time.perf_counter()
-        event_id = client.events().insert(calendarId="primary", body=body).execute()["id"]
+        event_id = client.events().insert(calendarId="primary", body=body).execute(num_retries=3)["id"]
         user_id = grant["id"]
         wait_for(lambda: row_committed(database, user_id, event_id), timeout=timeout, interval=0.05)  # noqa: B023
         latency = time.perf_counter() - started
@@ -156,7 +156,7 @@ def measure_burst(
         # One client per task: httplib2 is not thread-safe.
         client = calendar_client(sandbox, by_id[user_id])
         for body in per_user[user_id]:
-            client.events().insert(calendarId="primary", body=body).execute()
+            client.events().insert(calendarId="primary", body=body).execute(num_retries=3)
         return len(per_user[user_id])
 
     def committed_events() -> int:

@@ -33,9 +33,9 @@ def _event(summary: str, days: int = 3, **extra: Any) -> dict[str, Any]:
     return {"summary": summary, "start": _when(days), "end": _when(days, minutes=45), **extra}
 
 
-def test_calendar_list_pages_and_shapes(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_calendar_list_pages_and_shapes(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     first = service.calendarList().list(maxResults=1).execute()
     assert len(first["items"]) == 1 and "nextPageToken" in first and "nextSyncToken" not in first
     items = list(first["items"])
@@ -46,7 +46,7 @@ def test_calendar_list_pages_and_shapes(sb: SandboxServer) -> None:
         request = service.calendarList().list_next(request, page)
     assert "nextSyncToken" in page
     by_id = {i["id"]: i for i in items}
-    assert set(by_id) == set(sb.world.calendar_truth(user["email"]))
+    assert set(by_id) == set(sandbox.world.calendar_truth(user["email"]))
     primary = by_id[user["email"]]
     assert primary["primary"] is True and primary["accessRole"] == "owner"
     assert primary["timeZone"] == "Europe/London" and primary["kind"] == "calendar#calendarListEntry"
@@ -56,10 +56,10 @@ def test_calendar_list_pages_and_shapes(sb: SandboxServer) -> None:
     assert service.settings().get(setting="timezone").execute()["value"] == "Europe/London"
 
 
-def test_full_list_with_pagination_equals_truth(sb: SandboxServer) -> None:
-    for user in sb.world.list_users():
-        service = calendar_client(sb, user)
-        truth = sb.world.calendar_truth(user["email"])
+def test_full_list_with_pagination_equals_truth(sandbox: SandboxServer) -> None:
+    for user in sandbox.world.list_users():
+        service = calendar_client(sandbox, user)
+        truth = sandbox.world.calendar_truth(user["email"])
         for calendar_id, expected in truth.items():
             items, pages = list_all(service, calendarId=calendar_id, singleEvents=True, maxResults=7)
             assert items == expected
@@ -70,11 +70,11 @@ def test_full_list_with_pagination_equals_truth(sb: SandboxServer) -> None:
                 assert len(pages) > 1
 
 
-def test_seeded_world_is_realistic(sb: SandboxServer) -> None:
+def test_seeded_world_is_realistic(sandbox: SandboxServer) -> None:
     everything = [
         e
-        for u in sb.world.list_users()
-        for items in sb.world.calendar_truth(u["email"]).values()
+        for u in sandbox.world.list_users()
+        for items in sandbox.world.calendar_truth(u["email"]).values()
         for e in items
     ]
     text = json.dumps(everything)
@@ -101,8 +101,8 @@ def test_same_seed_same_world() -> None:
     try:
         strip = {"etag", "created", "updated"}
 
-        def shape(sb: SandboxServer) -> list[Any]:
-            truth = sb.world.calendar_truth(sb.world.list_users()[1]["email"])
+        def shape(sandbox: SandboxServer) -> list[Any]:
+            truth = sandbox.world.calendar_truth(sandbox.world.list_users()[1]["email"])
             return [
                 [{k: v for k, v in e.items() if k not in strip} for e in items] for items in truth.values()
             ]
@@ -114,9 +114,9 @@ def test_same_seed_same_world() -> None:
         b.stop()
 
 
-def test_insert_patch_delete_then_incremental_sync(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_insert_patch_delete_then_incremental_sync(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     items, pages = list_all(service, calendarId="primary", singleEvents=True)
     token = pages[-1]["nextSyncToken"]
     single = [e for e in items if "recurringEventId" not in e]
@@ -148,13 +148,13 @@ def test_insert_patch_delete_then_incremental_sync(sb: SandboxServer) -> None:
     )
     assert again == [] and pages[-1]["nextSyncToken"]
     full, _ = list_all(service, calendarId="primary", singleEvents=True)
-    assert full == sb.world.calendar_truth(user["email"])[user["email"]]
+    assert full == sandbox.world.calendar_truth(user["email"])[user["email"]]
     assert to_delete["id"] not in {e["id"] for e in full}
 
 
-def test_incremental_paging_is_consistent_under_concurrent_changes(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_incremental_paging_is_consistent_under_concurrent_changes(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     first = service.events().list(calendarId="primary", singleEvents=True, maxResults=5).execute()
     # A change between two pages is not lost: it appears in the next incremental sync.
     created = service.events().insert(calendarId="primary", body=_event("Between pages")).execute()
@@ -171,9 +171,9 @@ def test_incremental_paging_is_consistent_under_concurrent_changes(sb: SandboxSe
     assert [e["id"] for e in changes] == [created["id"]]
 
 
-def test_get_deleted_and_unknown_events(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_get_deleted_and_unknown_events(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     created = service.events().insert(calendarId="primary", body=_event("Short-lived")).execute()
     service.events().delete(calendarId="primary", eventId=created["id"]).execute()
     assert (
@@ -190,18 +190,18 @@ def test_get_deleted_and_unknown_events(sb: SandboxServer) -> None:
     assert other.value.resp.status == 404
 
 
-def test_read_only_calendar_refuses_writes(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
-    holidays = next(c for c in sb.world.calendar_truth(user["email"]) if "#holiday@" in c)
+def test_read_only_calendar_refuses_writes(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
+    holidays = next(c for c in sandbox.world.calendar_truth(user["email"]) if "#holiday@" in c)
     with pytest.raises(HttpError) as denied:
         service.events().insert(calendarId=holidays, body=_event("Nope")).execute()
     assert denied.value.resp.status == 403
 
 
-def test_insert_validation_and_meet_creation(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_insert_validation_and_meet_creation(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     with pytest.raises(HttpError) as bad:
         service.events().insert(calendarId="primary", body={"summary": "no times"}).execute()
     assert bad.value.resp.status == 400
@@ -232,9 +232,9 @@ def test_insert_validation_and_meet_creation(sb: SandboxServer) -> None:
     assert event["created"].endswith("Z") and event["iCalUID"] == event["id"] + "@google.com"
 
 
-def test_recurring_series_expansion_exceptions_and_incremental(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_recurring_series_expansion_exceptions_and_incremental(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     _, pages = list_all(service, calendarId="primary", singleEvents=True)
     token = pages[-1]["nextSyncToken"]
     start = datetime(2030, 1, 7, 9, 0)  # a Monday, in London winter time (UTC+0)
@@ -316,9 +316,9 @@ def test_recurring_series_expansion_exceptions_and_incremental(sb: SandboxServer
     assert instances == []
 
 
-def test_sync_token_errors(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_sync_token_errors(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     _, pages = list_all(service, calendarId="primary", singleEvents=True)
     token = pages[-1]["nextSyncToken"]
     with pytest.raises(HttpError) as bad:
@@ -328,13 +328,13 @@ def test_sync_token_errors(sb: SandboxServer) -> None:
         with pytest.raises(HttpError) as gone:
             service.events().list(calendarId="primary", syncToken=wrong).execute()
         assert gone.value.resp.status == 410
-    team = next(c for c in sb.world.calendar_truth(user["email"]) if c.startswith("c_"))
+    team = next(c for c in sandbox.world.calendar_truth(user["email"]) if c.startswith("c_"))
     with pytest.raises(HttpError) as foreign:  # a token of another calendar
         service.events().list(calendarId=team, syncToken=token).execute()
     assert foreign.value.resp.status == 410
 
     assert service.events().list(calendarId="primary", syncToken=token).execute()["items"] == []
-    sb.world.inject_fault("invalidate_sync_tokens", user_email=user["email"])
+    sandbox.world.inject_fault("invalidate_sync_tokens", user_email=user["email"])
     with pytest.raises(HttpError) as invalidated:
         service.events().list(calendarId="primary", syncToken=token).execute()
     assert invalidated.value.resp.status == 410
@@ -358,24 +358,24 @@ def test_sync_token_errors(sb: SandboxServer) -> None:
     )
 
 
-def test_rate_limit_and_server_errors_are_retried(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
-    sb.world.inject_fault("rate_limit", user_email=user["email"], count=2)
-    sb.world.inject_fault("server_error", user_email=user["email"], count=2)
-    sb.world.reset_counters()
+def test_rate_limit_and_server_errors_are_retried(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
+    sandbox.world.inject_fault("rate_limit", user_email=user["email"], count=2)
+    sandbox.world.inject_fault("server_error", user_email=user["email"], count=2)
+    sandbox.world.reset_counters()
     request = service.events().list(calendarId="primary", maxResults=3)
     request._sleep = lambda seconds: None  # keep the client's exponential backoff out of the test's time
     assert len(request.execute(num_retries=5)["items"]) == 3
-    assert sb.world.request_count(user["email"]) == 5  # 429, 429, 503, 503, 200
+    assert sandbox.world.request_count(user["email"]) == 5  # 429, 429, 503, 503, 200
 
-    sb.world.inject_fault("rate_limit", count=1)
+    sandbox.world.inject_fault("rate_limit", count=1)
     with pytest.raises(HttpError) as limited:
         service.events().list(calendarId="primary", maxResults=3).execute()
     assert limited.value.resp.status == 429
     error = _error(limited.value)
     assert error["errors"][0]["reason"] == "rateLimitExceeded" and error["status"] == "RESOURCE_EXHAUSTED"
-    sb.world.inject_fault("server_error", count=1)
+    sandbox.world.inject_fault("server_error", count=1)
     with pytest.raises(HttpError) as unavailable:
         service.events().list(calendarId="primary", maxResults=3).execute()
     assert (
@@ -384,14 +384,16 @@ def test_rate_limit_and_server_errors_are_retried(sb: SandboxServer) -> None:
     )
     assert service.events().list(calendarId="primary", maxResults=3).execute()["items"]
     # Faults for another user leave this one alone.
-    sb.world.inject_fault("server_error", user_email=sb.world.list_users()[1]["email"])
+    sandbox.world.inject_fault("server_error", user_email=sandbox.world.list_users()[1]["email"])
     assert service.events().list(calendarId="primary", maxResults=1).execute()["items"]
 
 
-def test_latency_fault(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
-    requests.post(sb.base_url + "/sandbox/faults", json={"kind": "latency", "latency_ms": 300}, timeout=5)
+def test_latency_fault(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
+    requests.post(
+        sandbox.base_url + "/sandbox/faults", json={"kind": "latency", "latency_ms": 300}, timeout=5
+    )
     began = time.monotonic()
     service.calendarList().list().execute()
     assert time.monotonic() - began >= 0.3
@@ -400,9 +402,9 @@ def test_latency_fault(sb: SandboxServer) -> None:
     assert time.monotonic() - began < 0.3
 
 
-def test_invitations_reach_attendees_calendars(sb: SandboxServer) -> None:
-    ada, grace = sb.world.list_users()[:2]
-    ada_cal, grace_cal = calendar_client(sb, ada), calendar_client(sb, grace)
+def test_invitations_reach_attendees_calendars(sandbox: SandboxServer) -> None:
+    ada, grace = sandbox.world.list_users()[:2]
+    ada_cal, grace_cal = calendar_client(sandbox, ada), calendar_client(sandbox, grace)
     _, pages = list_all(grace_cal, calendarId="primary", singleEvents=True)
     token = pages[-1]["nextSyncToken"]
     event = (
@@ -420,9 +422,9 @@ def test_invitations_reach_attendees_calendars(sb: SandboxServer) -> None:
     assert [(e["id"], e["status"]) for e in changes] == [(event["id"], "cancelled")]
 
 
-def test_update_replaces_and_patch_keeps_conference_data(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_update_replaces_and_patch_keeps_conference_data(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     create = {"createRequest": {"requestId": "r-9", "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
     event = (
         service.events()
@@ -470,9 +472,9 @@ def test_update_replaces_and_patch_keeps_conference_data(sb: SandboxServer) -> N
     assert "hangoutLink" not in removed and "conferenceData" not in removed
 
 
-def test_instances_endpoint(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_instances_endpoint(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     series = (
         service.events()
         .insert(
@@ -499,11 +501,11 @@ def test_instances_endpoint(sb: SandboxServer) -> None:
     assert rest["items"][0]["originalStartTime"] == {"date": "2031-03-05"}
 
 
-def test_concurrent_clients_keep_the_world_consistent(sb: SandboxServer) -> None:
-    users = sb.world.list_users()
+def test_concurrent_clients_keep_the_world_consistent(sandbox: SandboxServer) -> None:
+    users = sandbox.world.list_users()
 
     def work(user: dict[str, Any]) -> None:
-        service = calendar_client(sb, user)
+        service = calendar_client(sandbox, user)
         for n in range(5):
             event = service.events().insert(calendarId="primary", body=_event(f"Parallel {n}")).execute()
             if n % 2:
@@ -513,14 +515,14 @@ def test_concurrent_clients_keep_the_world_consistent(sb: SandboxServer) -> None
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(work, users * 2))
     for user in users:
-        items, _ = list_all(calendar_client(sb, user), calendarId="primary", singleEvents=True)
-        assert items == sb.world.calendar_truth(user["email"])[user["email"]]
+        items, _ = list_all(calendar_client(sandbox, user), calendarId="primary", singleEvents=True)
+        assert items == sandbox.world.calendar_truth(user["email"])[user["email"]]
         assert sum(e["summary"].startswith("Parallel") for e in items) == 6  # 2 workers x 3 kept
 
 
-def test_calendar_list_incremental_sync(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_calendar_list_incremental_sync(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     token = service.calendarList().list().execute()["nextSyncToken"]
     created = (
         service.calendars().insert(body={"summary": "Side project", "timeZone": "Europe/Paris"}).execute()
@@ -533,7 +535,7 @@ def test_calendar_list_incremental_sync(sb: SandboxServer) -> None:
     assert gone == [
         {"kind": "calendar#calendarListEntry", "etag": gone[0]["etag"], "id": created["id"], "deleted": True}
     ]
-    sb.world.inject_fault("invalidate_sync_tokens", user_email=user["email"])
+    sandbox.world.inject_fault("invalidate_sync_tokens", user_email=user["email"])
     with pytest.raises(HttpError) as invalid:
         service.calendarList().list(syncToken=changes["nextSyncToken"]).execute()
     assert invalid.value.resp.status == 410

@@ -83,15 +83,15 @@ def test_invalidate_expires_every_outstanding_token_with_the_service_answer() ->
     assert feed.position(feed.token()) == 1  # new tokens work again
 
 
-def test_calendar_sync_tokens_come_from_the_calendar_feed(sb) -> None:
-    user = sb.world.list_users()[0]
-    calendar = sb.world.calendar.calendars[user["email"]]
+def test_calendar_sync_tokens_come_from_the_calendar_feed(sandbox) -> None:
+    user = sandbox.world.list_users()[0]
+    calendar = sandbox.world.calendar.calendars[user["email"]]
     assert isinstance(calendar.feed, ChangeFeed) and calendar.feed.kind == "calendar-events"
-    first = sb.world.calendar.list_events(sb.world.get_user(user["email"]), "primary", {})
+    first = sandbox.world.calendar.list_events(sandbox.world.get_user(user["email"]), "primary", {})
     assert calendar.feed.position(first["nextSyncToken"]) == calendar.seq
     before = calendar.seq
-    sb.world.calendar.insert_event(
-        sb.world.get_user(user["email"]),
+    sandbox.world.calendar.insert_event(
+        sandbox.world.get_user(user["email"]),
         "primary",
         {
             "summary": "feed test",
@@ -100,7 +100,7 @@ def test_calendar_sync_tokens_come_from_the_calendar_feed(sb) -> None:
         },
     )
     assert calendar.seq == before + 1
-    changed = sb.world.calendar.list_events(
-        sb.world.get_user(user["email"]), "primary", {"syncToken": first["nextSyncToken"]}
+    changed = sandbox.world.calendar.list_events(
+        sandbox.world.get_user(user["email"]), "primary", {"syncToken": first["nextSyncToken"]}
     )
     assert [e["summary"] for e in changed["items"]] == ["feed test"]

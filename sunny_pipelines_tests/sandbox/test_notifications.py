@@ -26,9 +26,9 @@ def _event(summary: str) -> dict[str, Any]:
     }
 
 
-def test_events_watch_delivers_sync_then_exists(sb: SandboxServer, receiver: Receiver) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_events_watch_delivers_sync_then_exists(sandbox: SandboxServer, receiver: Receiver) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     expiration = int((time.time() + 3600) * 1000)
     channel = (
         service.events()
@@ -46,7 +46,7 @@ def test_events_watch_delivers_sync_then_exists(sb: SandboxServer, receiver: Rec
     )
     assert channel["kind"] == "api#channel" and channel["id"] == "chan-1" and channel["token"] == "secret-1"
     assert channel["expiration"] == str(expiration)
-    assert channel["resourceUri"].startswith(sb.base_url + "/calendar/v3/calendars/")
+    assert channel["resourceUri"].startswith(sandbox.base_url + "/calendar/v3/calendars/")
     sync = receiver.wait_for(1)[0]
     assert sync["X-Goog-Resource-State"] == "sync"
     assert sync["X-Goog-Channel-ID"] == "chan-1" and sync["X-Goog-Channel-Token"] == "secret-1"
@@ -63,9 +63,9 @@ def test_events_watch_delivers_sync_then_exists(sb: SandboxServer, receiver: Rec
     assert [h["X-Goog-Resource-State"] for h in got] == ["sync", "exists", "exists", "exists"]
     numbers = [int(h["X-Goog-Message-Number"]) for h in got]
     assert numbers == sorted(numbers) and len(set(numbers)) == 4
-    assert sb.world.wait_notifications_idle()
-    assert len(sb.world.delivered_notifications) == 4
-    assert all(n["status"] == 200 for n in sb.world.delivered_notifications)
+    assert sandbox.world.wait_notifications_idle()
+    assert len(sandbox.world.delivered_notifications) == 4
+    assert all(n["status"] == 200 for n in sandbox.world.delivered_notifications)
 
     # The same calendar watched again gets the same (stable) resource id; a duplicate channel id is refused.
     again = (
@@ -83,9 +83,9 @@ def test_events_watch_delivers_sync_then_exists(sb: SandboxServer, receiver: Rec
     assert sync2["X-Goog-Channel-ID"] == "chan-2" and "X-Goog-Channel-Token" not in sync2
 
 
-def test_channels_stop_stops_deliveries(sb: SandboxServer, receiver: Receiver) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_channels_stop_stops_deliveries(sandbox: SandboxServer, receiver: Receiver) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     channel = (
         service.events()
         .watch(calendarId="primary", body={"id": "chan-stop", "type": "web_hook", "address": receiver.url})
@@ -96,7 +96,7 @@ def test_channels_stop_stops_deliveries(sb: SandboxServer, receiver: Receiver) -
         service.channels().stop(body={"id": "chan-stop", "resourceId": channel["resourceId"]}).execute() == ""
     )
     service.events().insert(calendarId="primary", body=_event("Unheard")).execute()
-    assert sb.world.wait_notifications_idle()
+    assert sandbox.world.wait_notifications_idle()
     time.sleep(0.1)
     assert len(receiver.received) == 1
     with pytest.raises(HttpError) as missing:
@@ -104,9 +104,9 @@ def test_channels_stop_stops_deliveries(sb: SandboxServer, receiver: Receiver) -
     assert missing.value.resp.status == 404
 
 
-def test_expiration_default_clamp_and_expiry(sb: SandboxServer, receiver: Receiver) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_expiration_default_clamp_and_expiry(sandbox: SandboxServer, receiver: Receiver) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     now_ms = time.time() * 1000
     default = (
         service.events()
@@ -129,19 +129,19 @@ def test_expiration_default_clamp_and_expiry(sb: SandboxServer, receiver: Receiv
     )
     assert int(far["expiration"]) < now_ms + 31 * 86400_000
     receiver.wait_for(2)
-    sb.world.advance_clock(8 * 86400)  # the default channel is now expired, the clamped one is not
-    service = calendar_client(sb, sb.world.list_users()[0])
+    sandbox.world.advance_clock(8 * 86400)  # the default channel is now expired, the clamped one is not
+    service = calendar_client(sandbox, sandbox.world.list_users()[0])
     service.events().insert(calendarId="primary", body=_event("After a week")).execute()
     got = receiver.wait_for(3)
-    assert sb.world.wait_notifications_idle()
+    assert sandbox.world.wait_notifications_idle()
     assert [h["X-Goog-Channel-ID"] for h in got[2:]] == ["c-far"]
 
 
-def test_calendar_list_watch_and_shared_calendar_watchers(sb: SandboxServer, receiver: Receiver) -> None:
-    ada, grace = sb.world.list_users()[:2]
-    ada_cal, grace_cal = calendar_client(sb, ada), calendar_client(sb, grace)
+def test_calendar_list_watch_and_shared_calendar_watchers(sandbox: SandboxServer, receiver: Receiver) -> None:
+    ada, grace = sandbox.world.list_users()[:2]
+    ada_cal, grace_cal = calendar_client(sandbox, ada), calendar_client(sandbox, grace)
     ada_cal.calendarList().watch(body={"id": "cl-1", "type": "web_hook", "address": receiver.url}).execute()
-    team = next(c for c in sb.world.calendar_truth(ada["email"]) if c.startswith("c_"))
+    team = next(c for c in sandbox.world.calendar_truth(ada["email"]) if c.startswith("c_"))
     grace_cal.events().watch(
         calendarId=team, body={"id": "team-1", "type": "web_hook", "address": receiver.url}
     ).execute()
@@ -154,32 +154,32 @@ def test_calendar_list_watch_and_shared_calendar_watchers(sb: SandboxServer, rec
     assert states == [("cl-1", "exists"), ("cl-1", "sync"), ("team-1", "exists"), ("team-1", "sync")]
 
 
-def test_drop_rate_one_drops_everything(sb: SandboxServer, receiver: Receiver) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
-    resp = requests.post(sb.base_url + "/sandbox/notifications", json={"drop_rate": 1.0}, timeout=5)
+def test_drop_rate_one_drops_everything(sandbox: SandboxServer, receiver: Receiver) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
+    resp = requests.post(sandbox.base_url + "/sandbox/notifications", json={"drop_rate": 1.0}, timeout=5)
     assert resp.json() == {"drop_rate": 1.0}
     service.events().watch(
         calendarId="primary", body={"id": "lossy", "type": "web_hook", "address": receiver.url}
     ).execute()
     service.events().insert(calendarId="primary", body=_event("Lost")).execute()
-    assert sb.world.wait_notifications_idle()
+    assert sandbox.world.wait_notifications_idle()
     time.sleep(0.1)
     assert receiver.received == []
-    assert sb.world.dropped_notifications == 2 and sb.world.delivered_notifications == []
-    log = requests.get(sb.base_url + "/sandbox/notifications", timeout=5).json()
+    assert sandbox.world.dropped_notifications == 2 and sandbox.world.delivered_notifications == []
+    log = requests.get(sandbox.base_url + "/sandbox/notifications", timeout=5).json()
     assert log == {"delivered": [], "dropped": 2}
 
 
-def test_unreachable_address_is_recorded_not_fatal(sb: SandboxServer) -> None:
-    user = sb.world.list_users()[0]
-    service = calendar_client(sb, user)
+def test_unreachable_address_is_recorded_not_fatal(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[0]
+    service = calendar_client(sandbox, user)
     service.events().watch(
         calendarId="primary", body={"id": "dead", "type": "web_hook", "address": "http://127.0.0.1:9/hook"}
     ).execute()
-    assert sb.world.wait_notifications_idle(timeout=10)
-    [record] = sb.world.delivered_notifications
+    assert sandbox.world.wait_notifications_idle(timeout=10)
+    [record] = sandbox.world.delivered_notifications
     assert record["status"] is None and record["error"]
     # The API keeps working.
     assert service.events().list(calendarId="primary", maxResults=1).execute()["items"]
-    json.dumps(sb.world.delivered_notifications)  # serialisable for GET /sandbox/notifications
+    json.dumps(sandbox.world.delivered_notifications)  # serialisable for GET /sandbox/notifications

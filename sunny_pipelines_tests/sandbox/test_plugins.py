@@ -84,23 +84,23 @@ def notes_registered():
 
 
 def test_a_new_service_is_one_registered_class(notes_registered, receiver: Receiver) -> None:
-    with SandboxServer(users=1, events_per_user=1, seed=2) as sb:
-        user = sb.world.list_users()[0]
+    with SandboxServer(users=1, events_per_user=1, seed=2) as sandbox:
+        user = sandbox.world.list_users()[0]
         auth = {"Authorization": f"Bearer {user['access_token']}"}
-        base = sb.base_url
+        base = sandbox.base_url
         watch = {"id": "notes-channel", "type": "web_hook", "address": receiver.url}
         channel = requests.post(f"{base}/notes/v1/notes/watch", json=watch, headers=auth, timeout=5).json()
         assert channel["resourceId"] == f"notes-{user['id']}"
         # 1 hour, the kind's default lifetime
-        assert int(channel["expiration"]) - sb.world.now() * 1000 == pytest.approx(3600_000, abs=5000)
+        assert int(channel["expiration"]) - sandbox.world.now() * 1000 == pytest.approx(3600_000, abs=5000)
         added = requests.post(f"{base}/notes/v1/notes", json={"text": "hello"}, headers=auth, timeout=5)
         assert added.status_code == 200
         states = [h["X-Goog-Resource-State"] for h in receiver.wait_for(2)]
         assert states == ["sync", "exists"]
         # The core's auth, counters and faults apply to the new API.
         assert requests.post(f"{base}/notes/v1/notes", json={"text": "x"}, timeout=5).status_code == 401
-        assert sb.world.request_count(user["email"], "/notes/v1/") == 2
-        sb.world.inject_fault("server_error", user_email=user["email"])
+        assert sandbox.world.request_count(user["email"], "/notes/v1/") == 2
+        sandbox.world.inject_fault("server_error", user_email=user["email"])
         assert (
             requests.post(f"{base}/notes/v1/notes", json={"text": "x"}, headers=auth, timeout=5).status_code
             == 503
@@ -110,9 +110,9 @@ def test_a_new_service_is_one_registered_class(notes_registered, receiver: Recei
         assert missing.status_code == 404 and missing.json()["error"]["code"] == 404
         # Its truth is served by the core's truth endpoint.
         truth = requests.get(f"{base}/sandbox/notes/truth", params={"email": user["email"]}, timeout=5)
-        assert truth.json() == ["hello"] == sb.world.truth("notes", user["email"])
-        sb.world.inject_fault("forget_notes", user_email=user["email"])
-        assert sb.world.truth("notes", user["email"]) == []
+        assert truth.json() == ["hello"] == sandbox.world.truth("notes", user["email"])
+        sandbox.world.inject_fault("forget_notes", user_email=user["email"])
+        assert sandbox.world.truth("notes", user["email"]) == []
 
 
 def test_services_cannot_register_twice_or_without_a_name() -> None:
@@ -129,21 +129,23 @@ def test_services_cannot_register_twice_or_without_a_name() -> None:
         register_service(Nameless)
 
 
-def test_unknown_service_truth_is_404(sb: SandboxServer) -> None:
-    email = sb.world.list_users()[0]["email"]
+def test_unknown_service_truth_is_404(sandbox: SandboxServer) -> None:
+    email = sandbox.world.list_users()[0]["email"]
     assert (
-        requests.get(f"{sb.base_url}/sandbox/nothing/truth", params={"email": email}, timeout=5).status_code
+        requests.get(
+            f"{sandbox.base_url}/sandbox/nothing/truth", params={"email": email}, timeout=5
+        ).status_code
         == 404
     )
-    calendar = requests.get(f"{sb.base_url}/sandbox/calendar/truth", params={"email": email}, timeout=5)
-    assert calendar.json() == sb.world.calendar_truth(email)
+    calendar = requests.get(f"{sandbox.base_url}/sandbox/calendar/truth", params={"email": email}, timeout=5)
+    assert calendar.json() == sandbox.world.calendar_truth(email)
 
 
 def test_the_sandbox_imports_neither_dagster_nor_the_product() -> None:
     code = (
         "import sys\n"
         "from sunny_pipelines.sandbox.server import SandboxServer\n"
-        "sb = SandboxServer(users=1, events_per_user=2).start(); sb.stop()\n"
+        "sandbox = SandboxServer(users=1, events_per_user=2).start(); sandbox.stop()\n"
         "mods = [m for m in sys.modules if m.startswith(('dagster', 'sunny_pipelines.'))"
         " and not m.startswith('sunny_pipelines.sandbox')]\n"
         "print(mods)\n"

@@ -16,16 +16,16 @@ from sunny_pipelines.sandbox.server import SandboxServer
 from sunny_pipelines_tests.sandbox.helpers import Receiver
 
 
-def test_pubsub_jwt_verifies_with_google_auth(sb: SandboxServer) -> None:
-    certs = requests.get(sb.base_url + "/oauth2/v1/certs", timeout=5).json()
+def test_pubsub_jwt_verifies_with_google_auth(sandbox: SandboxServer) -> None:
+    certs = requests.get(sandbox.base_url + "/oauth2/v1/certs", timeout=5).json()
     [(kid, pem)] = certs.items()
     assert pem.startswith("-----BEGIN CERTIFICATE-----")
-    token = sb.world.pubsub_push_jwt("https://hooks.example.com/webhooks/google/gmail")
+    token = sandbox.world.pubsub_push_jwt("https://hooks.example.com/webhooks/google/gmail")
     claims = id_token.verify_token(
         token,
         google.auth.transport.requests.Request(),
         audience="https://hooks.example.com/webhooks/google/gmail",
-        certs_url=sb.base_url + "/oauth2/v1/certs",
+        certs_url=sandbox.base_url + "/oauth2/v1/certs",
     )
     assert claims["iss"] == "https://accounts.google.com"
     assert claims["email"] == "sandbox-pubsub@sunny-sandbox.iam.gserviceaccount.com"
@@ -38,14 +38,14 @@ def test_pubsub_jwt_verifies_with_google_auth(sb: SandboxServer) -> None:
             token,
             google.auth.transport.requests.Request(),
             audience="https://someone-else.example.com",
-            certs_url=sb.base_url + "/oauth2/v1/certs",
+            certs_url=sandbox.base_url + "/oauth2/v1/certs",
         )
 
 
-def test_pubsub_push_endpoint_delivers_an_envelope(sb: SandboxServer, receiver: Receiver) -> None:
+def test_pubsub_push_endpoint_delivers_an_envelope(sandbox: SandboxServer, receiver: Receiver) -> None:
     data = {"emailAddress": "ada.lovelace@example.com", "historyId": 12345}
     resp = requests.post(
-        sb.base_url + "/sandbox/pubsub/push",
+        sandbox.base_url + "/sandbox/pubsub/push",
         json={"endpoint": receiver.url, "audience": "sunny-webhooks", "data": data},
         timeout=10,
     )
@@ -62,12 +62,12 @@ def test_pubsub_push_endpoint_delivers_an_envelope(sb: SandboxServer, receiver: 
         token,
         google.auth.transport.requests.Request(),
         audience="sunny-webhooks",
-        certs_url=sb.base_url + "/oauth2/v1/certs",
+        certs_url=sandbox.base_url + "/oauth2/v1/certs",
     )
     assert claims["aud"] == "sunny-webhooks"
 
 
-def test_attendee_signature_and_emit(sb: SandboxServer, receiver: Receiver) -> None:
+def test_attendee_signature_and_emit(sandbox: SandboxServer, receiver: Receiver) -> None:
     secret = base64.b64encode(b"attendee-webhook-secret").decode()
     payload = {
         "idempotency_key": "k-1",
@@ -81,9 +81,9 @@ def test_attendee_signature_and_emit(sb: SandboxServer, receiver: Receiver) -> N
             hashlib.sha256,
         ).digest()
     ).decode()
-    assert sb.world.sign_attendee_payload(payload, secret) == expected
+    assert sandbox.world.sign_attendee_payload(payload, secret) == expected
     resp = requests.post(
-        sb.base_url + "/sandbox/attendee/emit",
+        sandbox.base_url + "/sandbox/attendee/emit",
         json={"url": receiver.url, "secret": secret, "payload": payload},
         timeout=10,
     )
@@ -91,5 +91,5 @@ def test_attendee_signature_and_emit(sb: SandboxServer, receiver: Receiver) -> N
     [got] = receiver.wait_for(1)
     assert got["X-Webhook-Signature"] == expected
     assert json.loads(got["_body"]) == payload
-    bad = requests.post(sb.base_url + "/sandbox/attendee/emit", json={"url": receiver.url}, timeout=5)
+    bad = requests.post(sandbox.base_url + "/sandbox/attendee/emit", json={"url": receiver.url}, timeout=5)
     assert bad.status_code == 400
