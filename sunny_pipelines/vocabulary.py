@@ -16,7 +16,7 @@ class Service(StrEnum):
     CALENDAR_LIST = "calendar_list"
     DRIVE = "drive"
     GMAIL = "gmail"
-    MEETINGS = "meetings"
+    ATTENDEE = "attendee"  # meeting bots (the meetings domain)
 
 
 class Source(StrEnum):
