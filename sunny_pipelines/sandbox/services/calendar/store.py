@@ -529,13 +529,7 @@ class CalendarStore:
                     raise bad_request("minAccessRole cannot be combined with syncToken.")
                 since = feed.position(params["syncToken"])
             if params.get("pageToken"):
-                page_token = codec.decode(params["pageToken"])
-                if (
-                    not page_token
-                    or page_token.get("kind") != "calendar-list-page"
-                    or page_token.get("user") != user.id
-                ):
-                    raise bad_request("Invalid page token value.")
+                page_token = self._page_token(params["pageToken"], "calendar-list-page", user=user.id)
                 since, after, snapshot = page_token["since"], page_token["after"], page_token["snapshot"]
                 min_role = page_token.get("min_access_role")
                 show_deleted = page_token.get("show_deleted", False)
@@ -771,13 +765,7 @@ class CalendarStore:
                         raise bad_request(f"Invalid combination of parameters: syncToken and {name}.")
                 since = feed.position(params["syncToken"])
             if params.get("pageToken"):
-                page_token = codec.decode(params["pageToken"])
-                if (
-                    not page_token
-                    or page_token.get("kind") != "events-page"
-                    or page_token.get("calendar") != cal.id
-                ):
-                    raise bad_request("Invalid page token value.")
+                page_token = self._page_token(params["pageToken"], "events-page", calendar=cal.id)
                 if page_token["since"] is not None:
                     feed.require_epoch(page_token.get("epoch"))
                 since, after = page_token["since"], page_token["after"]
@@ -842,6 +830,13 @@ class CalendarStore:
             out["items"] = [item.out() for _, item in page]
             return out
 
+    def _page_token(self, token: str, kind: str, **scope: str) -> dict[str, Any]:
+        """The state a page token of ``kind`` carries; 400 when it is not one (for ``scope``)."""
+        page = self.world.codec.decode(token)
+        if not page or page.get("kind") != kind or any(page.get(k) != v for k, v in scope.items()):
+            raise bad_request("Invalid page token value.")
+        return page
+
     def _locate(self, cal: Calendar, event_id: str) -> tuple[StoredEvent, str | None, Occurrence | None]:
         """(stored event, instance id or None, occurrence) for an event id or an instance id
         (`{series id}_{suffix}`)."""
@@ -892,9 +887,7 @@ class CalendarStore:
                 raise bad_request("The event is not a recurring event.", reason="notRecurringEvent")
             offset = 0
             if params.get("pageToken"):
-                page_token = self.world.codec.decode(params["pageToken"])
-                if not page_token or page_token.get("kind") != "instances-page":
-                    raise bad_request("Invalid page token value.")
+                page_token = self._page_token(params["pageToken"], "instances-page")
                 offset = page_token["offset"]
             rows = []
             for occurrence in self._expansion(cal, ev):
