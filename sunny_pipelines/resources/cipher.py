@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from sunny_pipelines.db.secrets import TokenCrypto, TokenDecryptionError
+from sunny_pipelines.db.secrets import TokenCrypto
 
 
 class TokenCipher(dg.ConfigurableResource):
@@ -21,6 +21,3 @@ class TokenCipher(dg.ConfigurableResource):
 
     def decrypt(self, ciphertext: str | None) -> str | None:
         return self.crypto().decrypt(ciphertext)
-
-
-__all__ = ["TokenCipher", "TokenDecryptionError"]
