@@ -76,7 +76,6 @@ REQUIRED_CHANNEL_HEADERS = (
     "x-goog-resource-state",
     "x-goog-message-number",
 )
-_MESSAGE_NUMBER = re.compile(r"[0-9]{1,20}")
 # Channel message numbers and Gmail history ids are unsigned 64-bit integers at most.
 UINT64_MAX = 2**64 - 1
 # Longest accepted values: beyond the database columns, or beyond anything Google/Attendee send.
@@ -302,7 +301,7 @@ class WebhookReceiver:
         if any(len(v) > _MAX_HEADER_CHARS for k, v in headers.items() if k.startswith("x-goog-")):
             raise Rejected(400, "bad_header", ref)
         number = headers["x-goog-message-number"].strip()
-        if not _MESSAGE_NUMBER.fullmatch(number) or int(number) > UINT64_MAX:
+        if not is_uint64(number):
             raise Rejected(400, "bad_header", ref)
         changed = [part.strip() for part in headers.get("x-goog-changed", "").split(",") if part.strip()]
         note = ChannelNotification(
