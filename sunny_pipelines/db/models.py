@@ -201,6 +201,84 @@ class CalendarEvent(Base):
     )
 
 
+class DriveFile(Base):
+    """A Drive file the user can see, per (user, file). Nothing is forgotten silently: a file
+    deleted for good (or no longer shared) is kept with ``removed`` set, a trashed one with
+    ``trashed``. Google Docs, Sheets and Slides keep a plain-text export for classification."""
+
+    __tablename__ = "drive_files"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    mime_type: Mapped[str | None] = mapped_column(String(255))
+    parents: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
+    created_time: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    modified_time: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    md5_checksum: Mapped[str | None] = mapped_column(String(32))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    version: Mapped[str | None] = mapped_column(String(32))
+    owners: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
+    shared: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    web_view_link: Mapped[str | None] = mapped_column(Text)
+    trashed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    removed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The plain-text export (Docs, Sheets, Slides only), capped; the hash covers the whole export.
+    text_content: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    content_truncated: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # The file version the export was taken from: an unchanged file is not exported again.
+    exported_version: Mapped[str | None] = mapped_column(String(64))
+    export_error: Mapped[str | None] = mapped_column(Text)
+    synced_at: Mapped[datetime] = _now_default()
+
+    __table_args__ = (Index("ix_drive_files_user_modified", "user_id", "modified_time"),)
+
+
+class Email(Base):
+    """A Gmail message per (user, message). Deleted messages are kept with ``deleted_at`` set.
+    ``processing_status`` starts ``pending``; email processing ends it ``processed`` (with the
+    kind it found) or ``failed`` (with the reason)."""
+
+    __tablename__ = "emails"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    thread_id: Mapped[str | None] = mapped_column(String(64))
+    # `from` and `to` are the contract's names (SQL keywords, quoted by SQLAlchemy).
+    sender: Mapped[str | None] = mapped_column("from", String(320))
+    sender_name: Mapped[str | None] = mapped_column(Text)
+    recipients: Mapped[list[Any]] = mapped_column("to", JsonType, nullable=False, default=list)
+    cc: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
+    subject: Mapped[str | None] = mapped_column(Text)
+    snippet: Mapped[str | None] = mapped_column(Text)
+    internal_date: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    label_ids: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
+    history_id: Mapped[str | None] = mapped_column(String(32))
+    size_estimate: Mapped[int | None] = mapped_column(Integer)
+    # What processing and classification read, parsed once from the raw MIME at sync time.
+    content: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # pending | processed | failed
+    processing_status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    processing_kind: Mapped[str | None] = mapped_column(String(40))
+    processing_reason: Mapped[str | None] = mapped_column(Text)
+    processing_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Invitations, replies and cancellations: the iCalendar UID that links them to `calendar_events`.
+    calendar_uid: Mapped[str | None] = mapped_column(String(512))
+    calendar_method: Mapped[str | None] = mapped_column(String(20))
+    calendar_event_id: Mapped[str | None] = mapped_column(String(256))
+    synced_at: Mapped[datetime] = _now_default()
+
+    __table_args__ = (
+        Index("ix_emails_user_internal_date", "user_id", "internal_date"),
+        Index("ix_emails_user_processing", "user_id", "processing_status"),
+    )
+
+
 class WebhookInbox(Base):
     """Every received push notification, stored before the webhook answers 2xx."""
 
