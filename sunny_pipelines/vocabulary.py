@@ -76,6 +76,14 @@ class ChannelKind(StrEnum):
     GMAIL_MAILBOX = "gmail"  # users.watch (Pub/Sub)
 
 
+class ProcessingStatus(StrEnum):
+    """`emails.processing_status`: what email processing made of a message."""
+
+    PENDING = "pending"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
 class ChannelStatus(StrEnum):
     ACTIVE = "active"
     STOPPED = "stopped"

@@ -25,7 +25,7 @@ from sunny_pipelines.db import sync_state
 from sunny_pipelines.db.models import CalendarEvent, SyncState, UserCalendar
 from sunny_pipelines.db.upserts import upsert
 from sunny_pipelines.resources.database import DatabaseResource
-from sunny_pipelines.resources.google import GoogleSession
+from sunny_pipelines.resources.google import GoogleSession, http_status
 from sunny_pipelines.vocabulary import Service
 
 SERVICE = Service.CALENDAR
@@ -64,10 +64,6 @@ class CalendarSyncResult:
             "sync_tokens_expired": self.sync_tokens_expired,
             "api_calls": self.api_calls,
         }
-
-
-def _http_status(exc: HttpError) -> int:
-    return int(getattr(exc.resp, "status", 0) or 0)
 
 
 def refresh_calendar_list(
@@ -169,11 +165,11 @@ def sync_calendar(
     try:
         items, next_token = _list_events(session, calendar_id, sync_token)
     except HttpError as exc:
-        if _http_status(exc) == 410 and sync_token:
+        if http_status(exc) == 410 and sync_token:
             result.sync_tokens_expired += 1
             full_sync = True
             items, next_token = _list_events(session, calendar_id, None)
-        elif _http_status(exc) == 404:
+        elif http_status(exc) == 404:
             # The calendar is gone (unsubscribed or deleted) between list refreshes.
             with database.begin() as conn:
                 _remove_calendar(conn, user_id, calendar_id, datetime.now(UTC), result)

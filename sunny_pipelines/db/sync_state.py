@@ -94,3 +94,36 @@ def record_failure(
         .where(SyncState.user_id == user_id, SyncState.service == service)
         .values(consecutive_failures=SyncState.consecutive_failures + 1)
     )
+
+
+def saved_cursor(conn: Connection, user_id: str, service: str) -> str | None:
+    """The service's incremental cursor (Drive page token, Gmail history id), None before the
+    first full sync."""
+    return conn.execute(
+        select(SyncState.cursor).where(SyncState.user_id == user_id, SyncState.service == service)
+    ).scalar()
+
+
+def save_cursor(
+    conn: Connection,
+    user_id: str,
+    service: str,
+    cursor: str | None,
+    *,
+    default_interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
+) -> None:
+    """Store the cursor, in the caller's transaction: the rows it covers commit with it."""
+    upsert(
+        conn,
+        SyncState.__table__,
+        [
+            {
+                "user_id": user_id,
+                "service": service,
+                "interval_seconds": default_interval_seconds,
+                "cursor": cursor,
+            }
+        ],
+        ["user_id", "service"],
+        update_columns=["cursor"],
+    )

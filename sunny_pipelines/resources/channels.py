@@ -20,7 +20,7 @@ from sunny_pipelines.db.grants import user_is_present
 from sunny_pipelines.db.models import GoogleConnection, User, WatchChannel
 from sunny_pipelines.db.secrets import channel_token_digest, new_channel_token
 from sunny_pipelines.resources.database import DatabaseResource
-from sunny_pipelines.resources.google import GoogleGrantError, GoogleResource, GoogleSession
+from sunny_pipelines.resources.google import GoogleGrantError, GoogleResource, GoogleSession, http_status
 from sunny_pipelines.vocabulary import ChannelStatus, GrantStatus
 
 # What a channel watches: (kind, target), target None for a per-user collection.
@@ -223,7 +223,7 @@ def stop_channel(
         try:
             stop_at_google(channel)
         except HttpError as exc:
-            if int(getattr(exc.resp, "status", 0) or 0) != 404:  # 404: already gone at Google
+            if http_status(exc) != 404:  # 404: already gone at Google
                 raise
     record_stopped(database, channel.id, status)
 

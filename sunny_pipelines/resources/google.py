@@ -21,6 +21,7 @@ import requests
 from google.auth.exceptions import RefreshError
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build_from_document
+from googleapiclient.errors import HttpError
 from sqlalchemy import select, update
 
 from sunny_pipelines.db.models import GoogleConnection
@@ -70,6 +71,11 @@ class _TimeoutRequest(google.auth.transport.requests.Request):
 
     def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):  # type: ignore[no-untyped-def, override]
         return super().__call__(url, method, body, headers, timeout=timeout or self._timeout, **kwargs)
+
+
+def http_status(exc: HttpError) -> int:
+    """The HTTP status of a Google API error."""
+    return int(getattr(exc.resp, "status", 0) or 0)
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
