@@ -27,6 +27,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         cipher=cipher,
         sandbox_url=env_or_default("SUNNY_SANDBOX_URL", DEFAULT_SANDBOX_URL),
         push_receiver_url=env_or_default("SUNNY_WEBHOOK_BASE_URL", ""),
+        gmail_pubsub_topic=env_or_default("SUNNY_GMAIL_PUBSUB_TOPIC", ""),
         client_id=env_or_default("SUNNY_GOOGLE_CLIENT_ID", "sunny-local"),
         client_secret=env_or_default("SUNNY_GOOGLE_CLIENT_SECRET", "sunny-local-secret"),
     )

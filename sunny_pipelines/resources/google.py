@@ -196,6 +196,9 @@ class GoogleResource(dg.ConfigurableResource):
     # Public base URL of the webhook receiver, where Google delivers channel notifications;
     # empty means no push channels are opened (schedules alone keep data fresh).
     push_receiver_url: str = ""
+    # The Pub/Sub topic Gmail publishes mailbox changes to (`projects/<p>/topics/<t>`); its push
+    # subscription delivers to the receiver. Empty means no Gmail watch (schedules only).
+    gmail_pubsub_topic: str = ""
     client_id: str = "sunny-local"
     client_secret: str = "sunny-local-secret"
     timeout_seconds: float = 20.0

@@ -1,0 +1,25 @@
+"""Gmail: the emails asset, push watch and email processing, and their beat entries."""
+
+import dagster as dg
+
+from sunny_pipelines.gmail.assets import GMAIL_SYNC, POOL, emails, gmail_watches
+from sunny_pipelines.gmail.jobs import departed_gmail_watches_job, email_sync_job, gmail_watch_job
+from sunny_pipelines.gmail.schedules import (
+    departed_gmail_watches_schedule,
+    email_processing_schedule,
+    gmail_watch_renewal_schedule,
+)
+from sunny_pipelines.per_user import Domain
+
+domain = Domain(
+    name="gmail",
+    definitions=dg.Definitions(
+        assets=[emails, gmail_watches],
+        jobs=[email_sync_job, gmail_watch_job, departed_gmail_watches_job],
+        schedules=[email_processing_schedule, gmail_watch_renewal_schedule, departed_gmail_watches_schedule],
+    ),
+    sync=GMAIL_SYNC,
+    inbox_job=email_sync_job,
+    first_sync_job=email_sync_job,
+    pool=POOL,
+)
