@@ -1,0 +1,1 @@
+"""Gmail: the emails asset, push watch and email processing."""
