@@ -11,7 +11,7 @@ from sunny_pipelines.gmail.process import process_pending_emails
 from sunny_pipelines.gmail.sync import sync_user_mail
 from sunny_pipelines_tests.google_clients import google_client
 
-from .helpers import insert, plain_email, raw, stored_email, stored_rows, truth_rows
+from .mailbox import gmail_raw, insert, plain_email, stored_email, stored_rows, truth_rows
 
 EVERYTHING = 3650  # days: the whole seeded mailbox
 
@@ -30,7 +30,7 @@ def make_changes(sandbox, user: dict) -> dict[str, str]:
     imported = messages.import_(
         userId="me",
         body={
-            "raw": raw(plain_email("linus@example.org", user["email"], "Patch", "v2")),
+            "raw": gmail_raw(plain_email("linus@example.org", user["email"], "Patch", "v2")),
             "labelIds": ["INBOX"],
         },
     ).execute()
