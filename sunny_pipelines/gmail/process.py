@@ -5,7 +5,7 @@ mail, or left for classification), or `failed` with the reason. The decision is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, select, update
 
 from sunny_pipelines.db.models import CalendarEvent, Email, GoogleConnection, User
 from sunny_pipelines.gmail.mime import ParsedMessage
-from sunny_pipelines.gmail.processing import EmailOutcome, decide
+from sunny_pipelines.gmail.processing import EmailOutcome, OutcomeStatus, decide
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import ProcessingStatus
 
@@ -26,14 +26,14 @@ class ProcessingResult:
     processed: int = 0
     failed: int = 0
     linked_to_events: int = 0
-    kinds: dict[str, int] | None = None
+    kinds: dict[str, int] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         return {
             "emails_processed": self.processed,
             "emails_failed": self.failed,
             "invitations_linked_to_events": self.linked_to_events,
-            "emails_by_kind": dict(sorted((self.kinds or {}).items())),
+            "emails_by_kind": dict(sorted(self.kinds.items())),
         }
 
 
@@ -60,8 +60,8 @@ def _event_for_uid(conn: Connection, user_id: str, uid: str) -> str | None:
 
 def outcome_values(outcome: EmailOutcome, event_id: str | None, now: datetime) -> dict[str, Any]:
     return {
-        "processing_status": outcome.status,
-        "processing_kind": outcome.kind,
+        "processing_status": str(outcome.status),
+        "processing_kind": str(outcome.kind) if outcome.kind else None,
         "processing_reason": outcome.reason,
         "processing_error": outcome.error,
         "calendar_uid": outcome.calendar_uid,
@@ -74,7 +74,7 @@ def outcome_values(outcome: EmailOutcome, event_id: str | None, now: datetime) -
 def process_pending_emails(
     database: DatabaseResource, user_id: str, limit: int = EMAILS_PER_RUN
 ) -> ProcessingResult:
-    result = ProcessingResult(kinds={})
+    result = ProcessingResult()
     with database.begin() as conn:
         mailbox = mailbox_of(conn, user_id)
         pending = conn.execute(
@@ -92,7 +92,8 @@ def process_pending_emails(
         try:
             outcome = decide(ParsedMessage.from_json(content or {}), mailbox)
         except Exception as exc:  # a bug on one email must not hold up the others
-            outcome = EmailOutcome.failure(f"processing error: {type(exc).__name__}: {exc}")
+            error = f"processing error: {type(exc).__name__}: {exc}"
+            outcome = EmailOutcome(status=OutcomeStatus.FAILED, kind=None, reason=error, error=error)
         with database.begin() as conn:
             event_id = _event_for_uid(conn, user_id, outcome.calendar_uid) if outcome.calendar_uid else None
             conn.execute(
@@ -109,5 +110,6 @@ def process_pending_emails(
         else:
             result.processed += 1
         result.linked_to_events += event_id is not None
-        result.kinds[outcome.kind] = result.kinds.get(outcome.kind, 0) + 1  # type: ignore[index]
+        kind = str(outcome.kind or "failed")
+        result.kinds[kind] = result.kinds.get(kind, 0) + 1
     return result

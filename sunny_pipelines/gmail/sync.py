@@ -10,7 +10,6 @@ the parsed content, never Gmail again.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import time
@@ -25,7 +24,7 @@ from sqlalchemy import Connection, select, update
 from sunny_pipelines.db import sync_state
 from sunny_pipelines.db.models import Email
 from sunny_pipelines.db.upserts import upsert
-from sunny_pipelines.gmail.mime import parse_message
+from sunny_pipelines.gmail.mime import decode_gmail_raw, parse_message
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleSession, http_status
 from sunny_pipelines.vocabulary import ProcessingStatus, Service
@@ -72,7 +71,7 @@ class MailSyncResult:
 
 def message_row(user_id: str, message: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The `emails` row of a `messages.get(format="raw")` answer."""
-    raw = base64.urlsafe_b64decode(message.get("raw", "") + "==")
+    raw = decode_gmail_raw(message.get("raw", ""))
     parsed = parse_message(raw)
     internal_ms = message.get("internalDate")
     return {

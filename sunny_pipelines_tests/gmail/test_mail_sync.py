@@ -11,6 +11,7 @@ from sunny_pipelines.gmail.process import process_pending_emails
 from sunny_pipelines.gmail.sync import sync_user_mail
 from sunny_pipelines_tests.google_clients import google_client
 
+from .helpers import raw as fixture_bytes
 from .mailbox import gmail_raw, insert, plain_email, stored_email, stored_rows, truth_rows
 
 EVERYTHING = 3650  # days: the whole seeded mailbox
@@ -128,3 +129,39 @@ def test_every_seeded_email_ends_processed_or_failed_and_invitations_link_to_eve
     assert linked and all(r.calendar_uid in uids for r in linked)
     # Processing is done once: nothing is pending any more.
     assert process_pending_emails(database, user["id"]).processed == 0
+
+
+PUT_IN_THE_MAILBOX = {
+    "google_invitation.eml": ("processed", "meeting_invitation"),
+    "google_reply_accepted.eml": ("processed", "meeting_reply"),
+    "google_cancellation.eml": ("processed", "meeting_cancellation"),
+    "newsletter.eml": ("processed", "newsletter"),
+    "github_notification.eml": ("processed", "automated"),
+    "personal_reply.eml": ("processed", "needs_classification"),
+    "malformed_boundary_missing.eml": ("failed", None),
+    "calendar_not_icalendar.eml": ("failed", None),
+}
+
+
+def test_real_shaped_messages_put_in_the_mailbox_end_processed_or_failed_with_their_reason(
+    google, database, sandbox, connected_users
+):
+    user = connected_users[0]
+    sync(google, database, user["id"])
+    process_pending_emails(database, user["id"])
+    gmail = google_client(sandbox, user, "gmail")
+    ids = {name: insert(gmail, fixture_bytes(name))["id"] for name in PUT_IN_THE_MAILBOX}
+
+    sync(google, database, user["id"])
+    result = process_pending_emails(database, user["id"])
+    assert result.processed + result.failed == len(PUT_IN_THE_MAILBOX)
+    for name, (status, kind) in PUT_IN_THE_MAILBOX.items():
+        row = stored_email(database, user["id"], ids[name])
+        assert (row.processing_status, row.processing_kind) == (status, kind), name
+        assert row.processed_at is not None
+        if status == "failed":
+            assert row.processing_error and row.processing_reason, name
+        else:
+            assert row.processing_reason and row.processing_error is None, name
+    invitation = stored_email(database, user["id"], ids["google_invitation.eml"])
+    assert invitation.calendar_method == "REQUEST" and invitation.calendar_uid
