@@ -86,9 +86,15 @@ def test_users_sensor_adds_new_users_and_removes_those_who_left(resources, datab
         result = evaluate_sensor(defs, "connected_users_sensor", instance, resources)
         [add] = result.dynamic_partitions_requests
         assert list(add.partition_keys) == keys
-        [first_sync] = result.run_requests
-        assert (first_sync.tags[RANGE_START_TAG], first_sync.tags[RANGE_END_TAG]) == (keys[0], keys[-1])
-        assert first_sync.tags[TRIGGER_TAG] == "first_sync"  # a first sync covers every user in range
+        # The first sync covers every service of every new user: one batched run per domain.
+        assert sorted(r.job_name for r in result.run_requests) == [
+            "calendar_sync",
+            "drive_sync",
+            "email_sync",
+        ]
+        for first_sync in result.run_requests:
+            assert (first_sync.tags[RANGE_START_TAG], first_sync.tags[RANGE_END_TAG]) == (keys[0], keys[-1])
+            assert first_sync.tags[TRIGGER_TAG] == "first_sync"  # a first sync covers every user in range
         instance.add_dynamic_partitions("users", keys)
 
         assert evaluate_sensor(defs, "connected_users_sensor", instance, resources).skip_message
