@@ -247,6 +247,16 @@ def test_shared_files_change_for_everyone_who_sees_them(sandbox: SandboxServer) 
     mine.files().update(fileId=shared["id"], body={"name": "Shared, renamed"}).execute()
     changes, token, _ = all_changes(theirs, token)
     assert [(c["fileId"], c["file"]["name"]) for c in changes] == [(shared["id"], "Shared, renamed")]
+    # The colleague may edit but not trash what is not theirs; a refused update changes nothing.
+    with pytest.raises(HttpError) as refused:
+        theirs.files().update(fileId=shared["id"], body={"name": "Mine now", "trashed": True}).execute()
+    assert refused.value.resp.status == 403
+    assert _error(refused.value)["errors"][0]["reason"] == "insufficientFilePermissions"
+    assert mine.files().get(fileId=shared["id"]).execute()["name"] == "Shared, renamed"
+    edited = theirs.files().update(fileId=shared["id"], body={"description": "reviewed"}).execute()
+    assert edited["lastModifyingUser"]["emailAddress"] == colleague["email"]
+    changes, token, _ = all_changes(theirs, token)
+    assert [c["file"]["description"] for c in changes] == ["reviewed"]
     # Losing access reads as a removal.
     sandbox.world.services["drive"].store.unshare(shared["id"], colleague["id"])
     changes, _, _ = all_changes(theirs, token)
@@ -427,3 +437,41 @@ def test_seeding_is_deterministic_and_fast() -> None:
     assert time.perf_counter() - started < 2.0
     files = big.services["drive"].store.files
     assert len(files) >= 200 * 20
+
+
+def test_a_folder_takes_its_content_to_trash_and_away(sandbox: SandboxServer) -> None:
+    user = sandbox.world.list_users()[2]
+    service = uploading_client(sandbox, user)
+    folder = service.files().create(body={"name": "Old stuff", "mimeType": FOLDER}).execute()
+    inner = (
+        service.files()
+        .create(body={"name": "Inner", "mimeType": FOLDER, "parents": [folder["id"]]})
+        .execute()
+    )
+    note = (
+        service.files()
+        .create(
+            body={"name": "note.txt", "parents": [inner["id"]]},
+            media_body=MediaInMemoryUpload(b"hi", mimetype="text/plain"),
+        )
+        .execute()
+    )
+    token = _start(service)
+    service.files().update(fileId=folder["id"], body={"trashed": True}).execute()
+    got = service.files().get(fileId=note["id"]).execute()
+    assert got["trashed"] is True and got["explicitlyTrashed"] is False
+    changes, token, _ = all_changes(service, token)
+    assert {c["fileId"] for c in changes} == {folder["id"], inner["id"], note["id"]}
+    assert {f["id"] for f in list_files(service, q=f"'{inner['id']}' in parents and trashed = true")[0]} == {
+        note["id"]
+    }
+    service.files().update(fileId=folder["id"], body={"trashed": False}).execute()
+    assert service.files().get(fileId=note["id"]).execute()["trashed"] is False
+    service.files().delete(fileId=folder["id"]).execute()
+    changes, _, _ = all_changes(service, token)
+    assert {c["fileId"]: c["removed"] for c in changes} == {
+        folder["id"]: True,
+        inner["id"]: True,
+        note["id"]: True,
+    }
+    assert note["id"] not in {f["id"] for f in list_files(service)[0]}

@@ -515,6 +515,7 @@ class DriveStore:
             f.shared_with = dict(parent.shared_with)
             if parent.owner_id != user.id:
                 f.shared_with[parent.owner_id] = "writer"
+            f.shared_with.pop(user.id, None)
             self.files[f.id] = f
             self._record([(f, set())])
             return self.resource(f, user.id)
@@ -541,40 +542,45 @@ class DriveStore:
             f = self.resolve(user, file_id, write=True)
             if f.is_root:
                 raise insufficient_permissions()
+            # Everything is checked before anything changes: a refused update changes nothing.
+            for name in ("parents", "id", "owners", "createdTime", "size", "md5Checksum"):
+                if name in body:
+                    raise ApiError(
+                        403,
+                        "fieldNotWritable",
+                        "The resource body includes fields which are not directly writable.",
+                    )
+            if "mimeType" in body and body["mimeType"] != f.mime_type:
+                raise ApiError(403, "fieldNotWritable", "The mimeType of a file cannot be changed.")
+            if "name" in body and (not isinstance(body["name"], str) or not body["name"]):
+                raise invalid_parameter("name")
+            parents = list(f.parents)
+            for parent_id in remove_parents:
+                parent = self.resolve(user, parent_id)
+                if parent.id not in parents:
+                    raise bad_request(f"File not found: {parent_id}.", reason="notFound")
+                parents.remove(parent.id)
+            for parent_id in add_parents:
+                parent = self._writable_folder(user, parent_id)
+                if parent.id not in parents:
+                    parents.append(parent.id)
+            if len(parents) > 1:
+                raise ApiError(403, "cannotAddParent", "Increasing the number of parents is not allowed.")
+            trash = "trashed" in body and bool(body["trashed"]) != f.trashed
+            if trash and f.owner_id != user.id:
+                raise insufficient_permissions()
+
             touched: list[tuple[DriveFile, set[str]]] = [(f, f.viewers())]
             now = _millis(self.world.now())
             if "name" in body:
-                if not isinstance(body["name"], str) or not body["name"]:
-                    raise invalid_parameter("name")
                 f.name = body["name"]
             if "description" in body:
                 f.description = body["description"]
             if "starred" in body:
                 f.starred = bool(body["starred"])
-            if "mimeType" in body and body["mimeType"] != f.mime_type:
-                raise ApiError(
-                    403,
-                    "fieldNotWritable",
-                    "The resource body includes fields which are not directly writable.",
-                )
-            for parent_id in remove_parents:
-                parent = self.resolve(user, parent_id)
-                if parent.id not in f.parents:
-                    raise bad_request(f"File not found: {parent_id}.", reason="notFound")
-                f.parents.remove(parent.id)
-            for parent_id in add_parents:
-                parent = self._writable_folder(user, parent_id)
-                if parent.id not in f.parents:
-                    f.parents.append(parent.id)
-            if len(f.parents) > 1:
-                raise ApiError(403, "cannotAddParent", "Increasing the number of parents is not allowed.")
-            if not f.parents:
-                f.parents.append(
-                    self.accounts[f.owner_id].root_id
-                )  # a file left without parents goes to My Drive
-            if "trashed" in body and bool(body["trashed"]) != f.trashed:
-                if f.owner_id != user.id:
-                    raise insufficient_permissions()
+            # A file left without parents goes back to its owner's My Drive.
+            f.parents = parents or [self.accounts[f.owner_id].root_id]
+            if trash:
                 touched = self._set_trashed(f, bool(body["trashed"]), now)
             if media is not None:
                 f.set_content(_stored_content(f.mime_type, media[0]))
@@ -607,7 +613,10 @@ class DriveStore:
             touched = []
             for g in self._subtree(f):
                 touched.append((g, g.viewers()))
-                del self.files[g.id]
+                if g.owner_id == user.id:
+                    del self.files[g.id]
+                else:  # other people's files in a deleted folder stay theirs, without that parent
+                    g.parents = [p for p in g.parents if p != f.id and p in self.files]
             self._record(touched)
 
     def empty_trash(self, user: User) -> None:
