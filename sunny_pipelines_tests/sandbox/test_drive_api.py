@@ -258,12 +258,29 @@ def test_shared_files_change_for_everyone_who_sees_them(sandbox: SandboxServer) 
     changes, token, _ = all_changes(theirs, token)
     assert [c["file"]["description"] for c in changes] == ["reviewed"]
     # Losing access reads as a removal.
-    sandbox.world.services["drive"].store.unshare(shared["id"], colleague["id"])
-    changes, _, _ = all_changes(theirs, token)
+    permissions = mine.permissions().list(fileId=shared["id"]).execute()["permissions"]
+    theirs_perm = next(p for p in permissions if p["emailAddress"] == colleague["email"])
+    mine.permissions().delete(fileId=shared["id"], permissionId=theirs_perm["id"]).execute()
+    changes, token, _ = all_changes(theirs, token)
     assert [(c["fileId"], c["removed"]) for c in changes] == [(shared["id"], True)]
     with pytest.raises(HttpError) as gone:
         theirs.files().get(fileId=shared["id"]).execute()
     assert gone.value.resp.status == 404
+    # Sharing it again brings it back, in both drives' changes.
+    mine_token = _start(mine)
+    perm = (
+        mine.permissions()
+        .create(
+            fileId=shared["id"], body={"type": "user", "role": "reader", "emailAddress": colleague["email"]}
+        )
+        .execute()
+    )
+    assert perm["role"] == "reader" and perm["id"] == theirs_perm["id"]
+    changes, _, _ = all_changes(theirs, token)
+    assert [(c["fileId"], c["removed"], c["file"]["capabilities"]["canEdit"]) for c in changes] == [
+        (shared["id"], False, False)
+    ]
+    assert [c["fileId"] for c in all_changes(mine, mine_token)[0]] == [shared["id"]]
 
 
 def test_export_of_docs_editors_files(sandbox: SandboxServer) -> None:

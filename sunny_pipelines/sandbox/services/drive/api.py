@@ -139,6 +139,9 @@ class DriveApi:
             r("PATCH", PREFIX + "/files/{file_id}", self.files_update),
             r("DELETE", PREFIX + "/files/{file_id}", self.files_delete),
             r("GET", PREFIX + "/files/{file_id}/export", self.files_export),
+            r("GET", PREFIX + "/files/{file_id}/permissions", self.permissions_list),
+            r("POST", PREFIX + "/files/{file_id}/permissions", self.permissions_create),
+            r("DELETE", PREFIX + "/files/{file_id}/permissions/{permission_id}", self.permissions_delete),
             r("GET", PREFIX + "/changes/startPageToken", self.changes_start_page_token),
             r("GET", PREFIX + "/changes", self.changes_list),
             r("POST", PREFIX + "/changes/watch", self.changes_watch),
@@ -213,6 +216,20 @@ class DriveApi:
             raise invalid_parameter("count")
         ids = [new_file_id() for _ in range(count)]
         return json_response({"kind": "drive#generatedIds", "space": "drive", "ids": ids})
+
+    # -- permissions --------------------------------------------------------------------------------------
+
+    def permissions_list(self, req: Request, file_id: str) -> Response:
+        return json_response(self.store.list_permissions(req.me, file_id))
+
+    def permissions_create(self, req: Request, file_id: str) -> Response:
+        self.store.check_write_scope(req.scopes)
+        return json_response(self.store.create_permission(req.me, file_id, req.json()))
+
+    def permissions_delete(self, req: Request, file_id: str, permission_id: str) -> Response:
+        self.store.check_write_scope(req.scopes)
+        self.store.delete_permission(req.me, file_id, permission_id)
+        return empty_response()
 
     # -- uploads ------------------------------------------------------------------------------------------
 

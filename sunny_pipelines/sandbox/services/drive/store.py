@@ -153,7 +153,7 @@ class DriveFile:
 
     def set_content(self, content: bytes) -> None:
         self.content = content
-        self.md5 = hashlib.md5(content).hexdigest() if self.binary else None  # noqa: S324 (Drive's checksum)
+        self.md5 = hashlib.md5(content).hexdigest() if self.binary else None
 
 
 @dataclass
@@ -258,6 +258,54 @@ class DriveStore:
                 f.shared_with.pop(user_id, None)
             self._record(touched)
 
+    # -- permissions (sharing with the sandbox's users) ---------------------------------------------------
+
+    def _permission_id(self, user_id: str) -> str:
+        return str(int(stable_id("drive-permission", user_id, length=12), 32))
+
+    def _permission(self, user_id: str, role: str) -> dict[str, Any]:
+        user = self.world.users[user_id]
+        return {
+            "kind": "drive#permission",
+            "id": self._permission_id(user_id),
+            "type": "user",
+            "emailAddress": user.email,
+            "role": role,
+            "displayName": user.name,
+        }
+
+    def list_permissions(self, user: User, file_id: str) -> dict[str, Any]:
+        with self.world.lock:
+            f = self.resolve(user, file_id)
+            perms = [self._permission(f.owner_id, "owner")]
+            perms += [self._permission(uid, role) for uid, role in f.shared_with.items()]
+            return {"kind": "drive#permissionList", "permissions": perms}
+
+    def create_permission(self, user: User, file_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`permissions.create` for a user of the sandbox (`type: user`, role reader or writer)."""
+        with self.world.lock:
+            f = self.resolve(user, file_id, write=True)
+            role = body.get("role")
+            if body.get("type") != "user" or role not in ("reader", "writer", "commenter"):
+                raise bad_request("The sandbox shares with users as reader, commenter or writer.")
+            target = self.world.user_by_email(str(body.get("emailAddress") or ""))
+            if target is None:
+                raise bad_request(
+                    'Bad Request. User message: "The email address is not a sandbox user."',
+                    reason="invalidSharingRequest",
+                )
+            if target.id != f.owner_id:
+                self.share(f.id, target.id, "writer" if role == "writer" else "reader")
+            return self._permission(target.id, "owner" if target.id == f.owner_id else role)
+
+    def delete_permission(self, user: User, file_id: str, permission_id: str) -> None:
+        with self.world.lock:
+            f = self.resolve(user, file_id, write=True)
+            target = next((u for u in f.shared_with if self._permission_id(u) == permission_id), None)
+            if target is None:
+                raise ApiError(404, "notFound", f"Permission not found: {permission_id}.")
+            self.unshare(f.id, target)
+
     # -- access ------------------------------------------------------------------------------------------
 
     def account(self, user: User) -> DriveAccount:
@@ -312,7 +360,7 @@ class DriveStore:
             "kind": "drive#user",
             "displayName": user.name,
             "me": user.id == viewer_id,
-            "permissionId": str(int(stable_id("drive-permission", user.id, length=12), 32)),
+            "permissionId": self._permission_id(user.id),
             "emailAddress": user.email,
         }
 
