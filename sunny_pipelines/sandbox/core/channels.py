@@ -150,11 +150,12 @@ class ChannelRegistry:
                 and (resource_key is None or c.resource_key == resource_key)
             ]
 
-    def notify(self, kind: str, name: str) -> None:
-        """A watched collection changed: queue an `exists` notification on each of its live channels."""
+    def notify(self, kind: str, name: str, state: str = "exists") -> None:
+        """A watched collection changed: queue a notification (`X-Goog-Resource-State: state`; Calendar
+        says `exists`, Drive's changes feed `change`) on each of its live channels."""
         with self.lock:
             for channel in self.live(f"{kind}:{name}"):
-                self._send(channel, "exists")
+                self._send(channel, state)
 
     def _send(self, channel: Channel, state: str) -> None:
         # Message numbers are assigned here, under the lock, so they increase per channel in send order.
