@@ -10,6 +10,7 @@ entry of `GET /sandbox/users` (`world.list_users()`): its access and refresh tok
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httplib2
 from google.oauth2.credentials import Credentials
@@ -59,6 +60,27 @@ def user_credentials(
     )
 
 
+class PlainHttpUploads:
+    """An httplib2-like object that sends `https://<sandbox host>/...` over plain HTTP.
+
+    With `api_endpoint` overridden, googleapiclient sends media uploads to the discovery document's
+    upload path on the endpoint's host but keeps the document's `https` scheme (it swaps only the
+    host: google-api-python-client PR #1992), which a plain-HTTP sandbox cannot answer.
+    """
+
+    def __init__(self, http: Any, base_url: str) -> None:
+        self._http = http
+        self._https = "https://" + urlsplit(base_url).netloc + "/"
+
+    def request(self, uri: str, *args: Any, **kwargs: Any) -> Any:
+        if uri.startswith(self._https):
+            uri = "http://" + uri[len("https://") :]
+        return self._http.request(uri, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._http, name)
+
+
 def google_client(
     sandbox: Any,
     user: dict[str, Any],
@@ -69,11 +91,14 @@ def google_client(
 ) -> Any:
     """A real `googleapiclient` service for `api` ("calendar", "drive", "gmail") acting as `user`."""
     endpoint = api_endpoint(sandbox, api)
-    http = AuthorizedHttp(credentials or user_credentials(sandbox, user), http=httplib2.Http(timeout=timeout))
+    raw = httplib2.Http(timeout=timeout)
+    # 308 means "resume incomplete" to resumable uploads, not a redirect (as googleapiclient.build_http sets).
+    raw.redirect_codes = raw.redirect_codes - {308}
+    http = AuthorizedHttp(credentials or user_credentials(sandbox, user), http=raw)
     return build(
         api,
         APIS[api][0],
-        http=http,
+        http=PlainHttpUploads(http, base_url_of(sandbox)),
         static_discovery=True,
         client_options={"api_endpoint": endpoint},
     )

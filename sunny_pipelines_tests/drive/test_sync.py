@@ -45,11 +45,18 @@ def make_changes(sandbox, user: dict) -> dict[str, str]:
     files.update(fileId=bounced["id"], body={"trashed": True}).execute()
     files.update(fileId=bounced["id"], body={"trashed": False}).execute()
     files.delete(fileId=doomed["id"]).execute()
+    # A file the last sync stored, deleted for good.
+    mine = files.list(
+        q=f"'me' in owners and mimeType != '{FOLDER}' and trashed = false", pageSize=1
+    ).execute()
+    deleted = mine["files"][0]["id"]
+    files.delete(fileId=deleted).execute()
     return {
         "folder": folder["id"],
         "doc": doc["id"],
         "pdf": pdf["id"],
-        "deleted": doomed["id"],
+        "deleted": deleted,
+        "never_seen": doomed["id"],
         "bounced": bounced["id"],
     }
 
@@ -86,6 +93,7 @@ def test_changes_reach_the_database_across_pages_and_nothing_is_forgotten(
     assert stored_rows(database, user["id"]) == truth_rows(sandbox, user)
     deleted = stored_file(database, user["id"], touched["deleted"])
     assert deleted.removed and deleted.removed_at is not None
+    assert stored_file(database, user["id"], touched["never_seen"]) is None
     assert stored_file(database, user["id"], touched["pdf"]).trashed
     bounced = stored_file(database, user["id"], touched["bounced"])
     assert not bounced.trashed and not bounced.removed

@@ -6,19 +6,15 @@ import hashlib
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
-import httplib2
 import pytest
 import requests
-from google_auth_httplib2 import AuthorizedHttp
-from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaInMemoryUpload
 
 from sunny_pipelines.sandbox.server import SandboxServer
 from sunny_pipelines.sandbox.world import World
-from sunny_pipelines_tests.google_clients import api_endpoint, google_client, user_credentials
+from sunny_pipelines_tests.google_clients import google_client
 from sunny_pipelines_tests.sandbox.helpers import Receiver
 
 FOLDER = "application/vnd.google-apps.folder"
@@ -26,40 +22,9 @@ DOCUMENT = "application/vnd.google-apps.document"
 SPREADSHEET = "application/vnd.google-apps.spreadsheet"
 
 
-class PlainHttpUploads:
-    """An httplib2-like object that sends `https://<sandbox host>/...` over plain HTTP.
-
-    With `api_endpoint` overridden, googleapiclient sends media uploads to the discovery document's
-    upload path on the endpoint's host but keeps the document's `https` scheme (it swaps only the
-    host: google-api-python-client PR #1992), which a plain-HTTP sandbox cannot answer.
-    """
-
-    def __init__(self, http: Any, base_url: str) -> None:
-        self._http = http
-        self._https = "https://" + urlsplit(base_url).netloc + "/"
-
-    def request(self, uri: str, *args: Any, **kwargs: Any) -> Any:
-        if uri.startswith(self._https):
-            uri = "http://" + uri[len("https://") :]
-        return self._http.request(uri, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._http, name)
-
-
 def uploading_client(sandbox: SandboxServer, user: dict[str, Any]) -> Any:
-    """The Drive client as `google_client` builds it, with media uploads reaching the sandbox."""
-    raw = httplib2.Http(timeout=10)
-    # 308 means "resume incomplete" to resumable uploads, not a redirect (as googleapiclient.build_http sets).
-    raw.redirect_codes = raw.redirect_codes - {308}
-    http = AuthorizedHttp(user_credentials(sandbox, user), http=raw)
-    return build(
-        "drive",
-        "v3",
-        http=PlainHttpUploads(http, sandbox.base_url),
-        static_discovery=True,
-        client_options={"api_endpoint": api_endpoint(sandbox, "drive")},
-    )
+    """The Drive client; `google_client` sends its media uploads to the plain-HTTP sandbox."""
+    return google_client(sandbox, user, "drive")
 
 
 def _error(exc: HttpError) -> dict[str, Any]:
