@@ -13,6 +13,9 @@ WEBHOOK_PORT="${SUNNY_WEBHOOK_PORT:-8780}"
 export SUNNY_WEBHOOK_BASE_URL="${SUNNY_WEBHOOK_BASE_URL:-http://127.0.0.1:$WEBHOOK_PORT}"
 export SUNNY_PUBSUB_AUDIENCE="${SUNNY_PUBSUB_AUDIENCE:-$SUNNY_WEBHOOK_BASE_URL/webhooks/google/gmail}"
 export SUNNY_PUBSUB_SERVICE_ACCOUNT="${SUNNY_PUBSUB_SERVICE_ACCOUNT:-sandbox-pubsub@sunny-sandbox.iam.gserviceaccount.com}"
+# Gmail publishes mailbox changes to this topic; the sandbox's push subscription on it delivers
+# them, signed, to the receiver (as `gcloud pubsub subscriptions create --push-endpoint` would).
+export SUNNY_GMAIL_PUBSUB_TOPIC="${SUNNY_GMAIL_PUBSUB_TOPIC:-projects/sunny-local/topics/gmail-push}"
 export DAGSTER_HOME="$SUNNY_HOME/dagster_home"
 mkdir -p "$DAGSTER_HOME"
 cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
@@ -39,6 +42,7 @@ PY
 }
 
 python -m sunny_pipelines.sandbox --port "$SANDBOX_PORT" --users "${SUNNY_DEMO_USERS:-5}" \
+  --pubsub-subscription "$SUNNY_GMAIL_PUBSUB_TOPIC=$SUNNY_WEBHOOK_BASE_URL/webhooks/google/gmail,$SUNNY_PUBSUB_AUDIENCE" \
   > "$SUNNY_HOME/sandbox.log" 2>&1 &
 pids+=($!)
 wait_healthy "$SUNNY_SANDBOX_URL/healthz" sandbox "$SUNNY_HOME/sandbox.log"

@@ -18,6 +18,7 @@ from sunny_pipelines.db.models import Base
 from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleResource
+from sunny_pipelines_tests.google_clients import GMAIL_TOPIC
 
 TEST_DATABASE_URL = normalize_url(
     os.environ.get("SUNNY_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/sunny_test")
@@ -109,12 +110,22 @@ def resources(database: DatabaseResource, cipher: TokenCipher, google: GoogleRes
 
 
 @pytest.fixture
-def receiver(database: DatabaseResource) -> Iterator[str]:
-    """The webhook receiver served by uvicorn over HTTP, writing to the test database."""
+def receiver(database: DatabaseResource, sandbox) -> Iterator[str]:
+    """The webhook receiver served by uvicorn over HTTP, writing to the test database, with the
+    sandbox's Pub/Sub push subscription for `GMAIL_TOPIC` pointing at it."""
+    from sunny_pipelines.sandbox.core.signing import PUBSUB_SERVICE_ACCOUNT
     from sunny_pipelines.webhooks import WebhookSettings, create_app, serve_in_thread
 
-    base_url, stop = serve_in_thread(
-        create_app(WebhookSettings(database_url=database.url)), "127.0.0.1", port=0
+    audience = "https://hooks.sunny.test/webhooks/google/gmail"
+    settings = WebhookSettings.from_env(
+        {
+            "SUNNY_DATABASE_URL": database.url,
+            "SUNNY_SANDBOX_URL": sandbox.base_url,
+            "SUNNY_PUBSUB_AUDIENCE": audience,
+            "SUNNY_PUBSUB_SERVICE_ACCOUNT": PUBSUB_SERVICE_ACCOUNT,
+        }
     )
+    base_url, stop = serve_in_thread(create_app(settings), "127.0.0.1", port=0)
+    sandbox.world.create_push_subscription(GMAIL_TOPIC, base_url + "/webhooks/google/gmail", audience)
     yield base_url
     stop()

@@ -24,6 +24,8 @@ APIS: dict[str, tuple[str, str]] = {
     "drive": ("v3", "/drive/v3/"),
     "gmail": ("v1", "/"),
 }
+# The Pub/Sub topic Gmail watches publish to in tests; the `receiver` fixture subscribes to it.
+GMAIL_TOPIC = "projects/sunny-test/topics/gmail-push"
 CLIENT_ID = "sunny-test-client"
 CLIENT_SECRET = "sunny-test-secret"
 

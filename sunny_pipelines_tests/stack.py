@@ -30,7 +30,13 @@ def dagster_home(directory: Path, user_ids: Sequence[str] = ()) -> Path:
 
 
 def app_env(
-    *, home: Path, database_url: str, token_key: str, sandbox_url: str, webhook_url: str = ""
+    *,
+    home: Path,
+    database_url: str,
+    token_key: str,
+    sandbox_url: str,
+    webhook_url: str = "",
+    gmail_topic: str = "",
 ) -> dict[str, str]:
     """The environment the code location reads its resources from."""
     return {
@@ -40,6 +46,7 @@ def app_env(
         "SUNNY_TOKEN_KEY": token_key,
         "SUNNY_SANDBOX_URL": sandbox_url,
         "SUNNY_WEBHOOK_BASE_URL": webhook_url,
+        "SUNNY_GMAIL_PUBSUB_TOPIC": gmail_topic,
         "PYTHONUNBUFFERED": "1",
     }
 
