@@ -486,26 +486,43 @@ def test_watch_pushes_signed_pubsub_messages(sandbox: SandboxServer, receiver: R
         second.close()
 
 
-def test_pushes_reach_the_webhook_receiver(sandbox: SandboxServer) -> None:
-    """The envelope is exactly what the app's receiver decodes."""
-    from sunny_pipelines.webhooks.app import decode_gmail_message
+def test_a_watched_change_becomes_a_gmail_inbox_row(
+    sandbox: SandboxServer, connected_users: list[dict[str, Any]], database: Any
+) -> None:
+    """End to end: the app's webhook receiver authenticates the push and records the mailbox change."""
+    from sunny_pipelines.sandbox.push import PUBSUB_SERVICE_ACCOUNT
+    from sunny_pipelines.webhooks import WebhookSettings, create_app, serve_in_thread
+    from sunny_pipelines_tests.webhooks.conftest import inbox_rows
 
-    received: list[dict[str, Any]] = []
-    service, user = _gmail(sandbox)
-    hook = Receiver()
+    settings = WebhookSettings.from_env(
+        {
+            "SUNNY_DATABASE_URL": database.url,
+            "SUNNY_SANDBOX_URL": sandbox.base_url,
+            "SUNNY_PUBSUB_AUDIENCE": AUDIENCE,
+            "SUNNY_PUBSUB_SERVICE_ACCOUNT": PUBSUB_SERVICE_ACCOUNT,
+        }
+    )
+    served, stop = serve_in_thread(create_app(settings))
     try:
-        sandbox.world.create_push_subscription(TOPIC, hook.url)
+        user = connected_users[0]
+        service, _ = _gmail(sandbox)
+        sandbox.world.create_push_subscription(TOPIC, f"{served}/webhooks/google/gmail", AUDIENCE)
         service.users().watch(userId="me", body={"topicName": TOPIC}).execute()
+        raw = _raw("Hi", "x@globex.example.net", user["email"])
         service.users().messages().insert(
-            userId="me", body={"raw": _b64(_raw("Hi", "x@globex.example.net", user["email"]))}
+            userId="me", body={"raw": _b64(raw), "labelIds": ["INBOX"]}
         ).execute()
-        received = hook.wait_for(1)
+        assert sandbox.world.wait_notifications_idle(10)
     finally:
-        hook.close()
-    envelope = json.loads(received[0]["_body"])
-    payload, unusable = decode_gmail_message(envelope, envelope["message"], envelope["message"]["messageId"])
-    assert unusable is None and payload["emailAddress"] == user["email"]
-    assert payload["historyId"] == service.users().getProfile(userId="me").execute()["historyId"]
+        stop()
+    assert [d["status"] for d in sandbox.world.delivered_pushes] == [200]
+    rows = inbox_rows(database)
+    history_id = service.users().getProfile(userId="me").execute()["historyId"]
+    assert [(r["source"], r["user_id"], r["status"]) for r in rows] == [
+        ("google_gmail", user["id"], "pending")
+    ]
+    assert rows[0]["payload"]["historyId"] == history_id
+    assert rows[0]["payload"]["emailAddress"] == user["email"]
 
 
 def test_seeded_mail_is_realistic(sandbox: SandboxServer) -> None:

@@ -216,7 +216,7 @@ class GmailApi:
         if source == "dateHeader":
             internal_ms = mime.date_header_ms(mime.parse(raw)) or now_ms
         with self.world.lock:
-            label_ids = self.store._check_labels(box, labels)
+            label_ids = self.store.check_labels(box, labels)
             thread_id = body.get("threadId") if isinstance(body.get("threadId"), str) else None
             msg = self.store.add_message(box, raw, label_ids, internal_ms, thread_id)
             return json_response({"id": msg.id, "threadId": msg.thread_id, "labelIds": list(msg.labels)})

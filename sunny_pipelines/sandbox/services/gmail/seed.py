@@ -558,7 +558,10 @@ def _invitation(w: _Writer) -> int:
         event = w.synthetic_event(organizer, [organizer, w.me_pair])
     attendee = (*w.me_pair, "NEEDS-ACTION")
     labels = w.inbox_labels(unread=0.5)
-    return w.calendar_mail("REQUEST", event, organizer, organizer, attendee, w.when(14), labels)
+    # Sent before the meeting starts (and within the seeded month).
+    starts = _event_times(event)[0].timestamp()
+    sent = max(min(w.when(14), starts - w.rng.uniform(3600, 5 * DAY)), w.now - 30 * DAY)
+    return w.calendar_mail("REQUEST", event, organizer, organizer, attendee, sent, labels)
 
 
 def _reply(w: _Writer) -> int:

@@ -223,7 +223,7 @@ class GmailStore:
             names[label_id.lower()] = label_id
         return names
 
-    def _check_labels(self, box: Mailbox, label_ids: Any) -> list[str]:
+    def check_labels(self, box: Mailbox, label_ids: Any) -> list[str]:
         if label_ids is None:
             return []
         if not isinstance(label_ids, list) or not all(isinstance(x, str) for x in label_ids):
@@ -325,8 +325,8 @@ class GmailStore:
     ) -> StoredMessage:
         with self.world.lock:
             msg = self._message(box, message_id)
-            add = [x for x in self._check_labels(box, add) if x not in msg.labels]
-            remove_set = set(self._check_labels(box, remove)) - set(add)
+            add = [x for x in self.check_labels(box, add) if x not in msg.labels]
+            remove_set = set(self.check_labels(box, remove)) - set(add)
             removed = [x for x in msg.labels if x in remove_set]
             if not add and not removed:
                 return msg
@@ -377,7 +377,7 @@ class GmailStore:
     def list_messages(self, user: User, params: dict[str, Any]) -> dict[str, Any]:
         with self.world.lock:
             box = self.mailbox(user)
-            label_ids = self._check_labels(box, params.get("labelIds") or None)
+            label_ids = self.check_labels(box, params.get("labelIds") or None)
             query = parse_query(params.get("q"), self.world.now(), user.timezone, self.label_names(box))
             spam_trash = (
                 params.get("includeSpamTrash") or query.spam_trash or bool({"SPAM", "TRASH"} & set(label_ids))
@@ -612,7 +612,7 @@ class GmailStore:
             raise bad_request(f"Invalid labelFilterBehavior: {behavior}")
         with self.world.lock:
             box = self.mailbox(user)
-            label_ids = self._check_labels(box, body.get("labelIds"))
+            label_ids = self.check_labels(box, body.get("labelIds"))
             expiration = int(self.world.now() * 1000) + WATCH_TTL_MS
             box.watch = Watch(topic, frozenset(label_ids), str(behavior).lower(), expiration)
             return {"historyId": str(box.history_id), "expiration": str(expiration)}
