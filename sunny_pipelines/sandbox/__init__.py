@@ -35,6 +35,11 @@ Control endpoints, for tests and for processes other than the one running the sa
     GET  /oauth2/v1/certs             {kid: PEM certificate} for the Pub/Sub push tokens
     POST /sandbox/pubsub/push         {"endpoint", "audience"?, "data", "attributes"?} -> {"status"}
     POST /sandbox/attendee/emit       {"url", "secret", "payload"} -> {"status"}
+    POST /sandbox/pubsub/subscriptions {"topic", "push_endpoint", "audience"?, "name"?} -> 201 the
+                                      subscription: what a Gmail watch publishes to the topic is
+                                      pushed, signed for the audience (default: the endpoint)
+    GET  /sandbox/pubsub/subscriptions ?topic= -> {"subscriptions", "delivered", "dropped"}
 
-Start it with `python -m sunny_pipelines.sandbox --port 8765 --users 3`.
+Start it with `python -m sunny_pipelines.sandbox --port 8765 --users 3` (add
+`--pubsub-subscription projects/P/topics/T=ENDPOINT[,AUDIENCE]` for Gmail pushes).
 """

@@ -27,7 +27,31 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="share of push notifications silently dropped (0..1)",
     )
+    parser.add_argument(
+        "--pubsub-subscription",
+        action="append",
+        default=[],
+        type=_subscription,
+        metavar="TOPIC=ENDPOINT[,AUDIENCE]",
+        help="a Pub/Sub push subscription (repeatable): what a Gmail watch publishes to TOPIC "
+        "(projects/P/topics/T) is pushed, signed for AUDIENCE (default: ENDPOINT), to ENDPOINT",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+
+
+def _subscription(text: str) -> tuple[str, str, str | None]:
+    """`TOPIC=ENDPOINT[,AUDIENCE]` -> (topic, endpoint, audience or None)."""
+    from sunny_pipelines.sandbox.core.pubsub import parse_topic
+
+    topic, sep, rest = text.partition("=")
+    endpoint, _, audience = rest.partition(",")
+    try:
+        if not sep or not endpoint.startswith(("http://", "https://")):
+            raise ValueError("expected TOPIC=ENDPOINT[,AUDIENCE] with an http(s) endpoint")
+        parse_topic(topic.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return topic.strip(), endpoint.strip(), audience.strip() or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +86,15 @@ def serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         notification_drop_rate=args.notification_drop_rate,
     ).start()
+    for topic, endpoint, audience in args.pubsub_subscription:
+        sub = server.world.create_push_subscription(topic, endpoint, audience)
+        log.info(
+            "pubsub push subscription %s: %s -> %s (audience %s)",
+            sub["name"],
+            topic,
+            endpoint,
+            sub["audience"],
+        )
     log.info("sandbox serving at %s (%d users, seed %d)", server.base_url, args.users, args.seed)
     stop = threading.Event()
     # SIGTERM (docker stop, process managers) ends the loop like Ctrl-C.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -26,8 +27,10 @@ from sunny_pipelines.sandbox.core.common import ApiError, TokenCodec, http_post
 from sunny_pipelines.sandbox.core.counters import RequestCounters
 from sunny_pipelines.sandbox.core.faults import QUEUED_FAULT_KINDS, FaultInjector
 from sunny_pipelines.sandbox.core.plugin import ServicePlugin, registered_services
+from sunny_pipelines.sandbox.core.pubsub import PubSub
 from sunny_pipelines.sandbox.core.signing import (
     PUBSUB_SERVICE_ACCOUNT,
+    PUBSUB_SUBSCRIPTION,
     PushSigner,
     attendee_signature,
     canonical_json,
@@ -54,6 +57,8 @@ class World:
         self.faults = FaultInjector()
         self.counters = RequestCounters()
         self.signer = PushSigner()
+        # Push subscriptions (Gmail's watch topics), delivered with signed pushes in the background.
+        self.pubsub = PubSub(self.pubsub_push, drop_rate=lambda: self.channels.notification_drop_rate)
         self._closing = threading.Event()
         available = registered_services()
         names = list(available) if services is None else services
@@ -89,6 +94,7 @@ class World:
     def close(self) -> None:
         self._closing.set()
         self.channels.close()
+        self.pubsub.close()
         for service in self.services.values():
             service.close()
 
@@ -231,8 +237,11 @@ class World:
         return self.channels.dropped
 
     def wait_notifications_idle(self, timeout: float = 5.0) -> bool:
-        """Block until every queued notification has been delivered (or dropped); False on timeout."""
-        return self.channels.wait_idle(timeout)
+        """Block until every queued channel notification and Pub/Sub push has been delivered (or
+        dropped); False on timeout."""
+        deadline = time.monotonic() + timeout
+        channels_idle = self.channels.wait_idle(timeout)
+        return self.pubsub.wait_idle(max(deadline - time.monotonic(), 0.0)) and channels_idle
 
     # -- signed pushes (Pub/Sub for Gmail, Attendee webhooks) -------------------------------------------
 
@@ -246,16 +255,42 @@ class World:
         audience: str,
         data: Any,
         attributes: dict[str, str] | None = None,
+        subscription: str = PUBSUB_SUBSCRIPTION,
         timeout: float = 10.0,
     ) -> int:
         """POST a Pub/Sub push envelope carrying `data` (JSON, base64-encoded) to `endpoint`; the status."""
-        body = json.dumps(pubsub_envelope(data, attributes)).encode()
+        body = json.dumps(pubsub_envelope(data, attributes, subscription)).encode()
         headers = {
             "Content-Type": "application/json",
             "Authorization": f"Bearer {self.pubsub_push_jwt(audience)}",
             "User-Agent": GOOGLE_USER_AGENT,
         }
         return http_post(endpoint, body, headers, timeout)
+
+    # -- Pub/Sub push subscriptions ---------------------------------------------------------------------
+
+    def create_push_subscription(
+        self, topic: str, push_endpoint: str, audience: str | None = None, name: str | None = None
+    ) -> dict[str, str]:
+        """Like `gcloud pubsub subscriptions create --topic T --push-endpoint E
+        --push-auth-token-audience A`: every message published to `topic` (e.g. by a Gmail watch) is
+        pushed, signed, to `push_endpoint`. The audience defaults to the endpoint."""
+        sub = self.pubsub.create_subscription(topic, push_endpoint, audience, name)
+        return {
+            "name": sub.name,
+            "topic": sub.topic,
+            "push_endpoint": sub.push_endpoint,
+            "audience": sub.audience,
+        }
+
+    def pubsub_publish(self, topic: str, data: Any, attributes: dict[str, str] | None = None) -> str:
+        """Publish `data` to `topic` (pushed to its subscriptions in the background); the message id."""
+        return self.pubsub.publish(topic, data, attributes)
+
+    @property
+    def delivered_pushes(self) -> list[dict[str, Any]]:
+        """Every Pub/Sub push made to a subscription: its endpoint, data, status and attempts."""
+        return self.pubsub.delivered
 
     def sign_attendee_payload(self, payload: dict[str, Any], secret_b64: str) -> str:
         """Attendee's `X-Webhook-Signature` for `payload` under the webhook secret (base64)."""

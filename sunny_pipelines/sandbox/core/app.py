@@ -139,6 +139,8 @@ class SandboxApp:
             route("POST", "/sandbox/clock", self._advance_clock),
             route("GET", "/sandbox/{service}/truth", self._truth),
             route("POST", "/sandbox/pubsub/push", self._pubsub_push, blocking=True),
+            route("POST", "/sandbox/pubsub/subscriptions", self._pubsub_subscribe),
+            route("GET", "/sandbox/pubsub/subscriptions", self._pubsub_subscriptions),
             route("POST", "/sandbox/attendee/emit", self._attendee_emit, blocking=True),
         ]
 
@@ -219,6 +221,28 @@ class SandboxApp:
         except (OSError, ValueError, http.client.HTTPException) as exc:
             return json_response({"error": f"push failed: {exc}"}, 502)
         return json_response({"status": status})
+
+    def _pubsub_subscribe(self, req: Request) -> Response:
+        body = req.json()
+        if not body.get("topic") or not body.get("push_endpoint"):
+            raise bad_request("topic and push_endpoint are required")
+        try:
+            sub = self.world.create_push_subscription(
+                str(body["topic"]), str(body["push_endpoint"]), body.get("audience"), body.get("name")
+            )
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        return json_response(sub, 201)
+
+    def _pubsub_subscriptions(self, req: Request) -> Response:
+        pubsub = self.world.pubsub
+        subs = [
+            {"name": s.name, "topic": s.topic, "push_endpoint": s.push_endpoint, "audience": s.audience}
+            for s in pubsub.subscriptions(req.arg("topic"))
+        ]
+        return json_response(
+            {"subscriptions": subs, "delivered": list(pubsub.delivered), "dropped": pubsub.dropped}
+        )
 
     def _attendee_emit(self, req: Request) -> Response:
         body = req.json()

@@ -92,7 +92,9 @@ class PushSigner:
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": self.kid})
 
 
-def pubsub_envelope(data: Any, attributes: dict[str, str] | None = None) -> dict[str, Any]:
+def pubsub_envelope(
+    data: Any, attributes: dict[str, str] | None = None, subscription: str = PUBSUB_SUBSCRIPTION
+) -> dict[str, Any]:
     """A Pub/Sub push body; both spellings of the message fields appear, as in real pushes."""
     message_id = str(secrets.randbelow(10**16))
     published = rfc3339_millis(time.time())
@@ -105,7 +107,7 @@ def pubsub_envelope(data: Any, attributes: dict[str, str] | None = None) -> dict
     }
     if attributes:
         message["attributes"] = attributes
-    return {"message": message, "subscription": PUBSUB_SUBSCRIPTION}
+    return {"message": message, "subscription": subscription}
 
 
 def attendee_signature(payload: dict[str, Any], secret_b64: str) -> str:
