@@ -78,9 +78,10 @@ def message_row(user_id: str, message: dict[str, Any], now: datetime) -> dict[st
         "user_id": user_id,
         "message_id": message["id"],
         "thread_id": message.get("threadId"),
-        "sender": parsed.sender,
+        # Keys are column names: the contract's `from` and `to`.
+        "from": parsed.sender,
         "sender_name": parsed.sender_name,
-        "recipients": list(parsed.to),
+        "to": list(parsed.to),
         "cc": list(parsed.cc),
         "subject": parsed.subject,
         "snippet": message.get("snippet"),

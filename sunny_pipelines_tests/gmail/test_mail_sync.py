@@ -82,7 +82,11 @@ def test_changes_reach_the_database_across_pages(google, database, sandbox, conn
     relabelled = stored_email(database, user["id"], touched["relabelled"])
     assert "STARRED" in relabelled.label_ids and "UNREAD" not in relabelled.label_ids
     new = stored_email(database, user["id"], touched["inserted"])
-    assert (new.subject, new["from"], new["to"]) == ("Lunch on Friday?", "grace@example.com", [user["email"]])
+    assert (new.subject, new._mapping["from"], new._mapping["to"]) == (
+        "Lunch on Friday?",
+        "grace@example.com",
+        [user["email"]],
+    )
     assert new.processing_status == "pending"
 
 
