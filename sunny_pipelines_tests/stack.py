@@ -12,11 +12,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from sunny_pipelines.db.engine import PROJECT_ROOT
+from sunny_pipelines_tests.google_clients import GMAIL_TOPIC
 
 
 def dagster_home(directory: Path, user_ids: Sequence[str] = ()) -> Path:
@@ -96,3 +99,39 @@ def wait_for(condition: Callable[[], object], timeout: float, interval: float = 
             raise TimeoutError(f"condition not met after {timeout:.0f}s")
         time.sleep(interval)
     return time.monotonic() - started
+
+
+@dataclass
+class Stack:
+    home: Path
+    daemon_pid: int
+    log: Path
+
+    def wait(self, condition: Callable[[], Any], what: str, timeout: float = 120) -> None:
+        try:
+            wait_for(condition, timeout=timeout, interval=0.2)
+        except TimeoutError:
+            raise AssertionError(
+                f"{what} never happened; daemon log:\n" + self.log.read_text()[-5000:]
+            ) from None
+
+
+@contextmanager
+def daemon_stack(
+    tmp_path: Path, database: Any, cipher: Any, sandbox: Any, users: list[dict], receiver: str
+) -> Iterator[Stack]:
+    """A Dagster daemon (sensors, schedules, run launcher) running the code location on its own
+    Dagster home, reading the test database, the sandbox and the receiver, with ``users`` as
+    `users` partitions."""
+    home = dagster_home(tmp_path / "dagster_home", [u["id"] for u in users])
+    env = app_env(
+        home=home,
+        database_url=database.url,
+        token_key=cipher.key,
+        sandbox_url=sandbox.base_url,
+        webhook_url=receiver,
+        gmail_topic=GMAIL_TOPIC,
+    )
+    log = tmp_path / "daemon.log"
+    with running(dagster_command("dagster-daemon", "run", "-w", "workspace.yaml"), env, log) as daemon:
+        yield Stack(home, daemon.pid, log)

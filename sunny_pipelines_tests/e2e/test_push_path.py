@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,40 +18,20 @@ from sunny_pipelines.calendar.channels import ensure_calendar_channels
 from sunny_pipelines.calendar.sync import sync_user_calendars
 from sunny_pipelines.db.models import CalendarEvent, WebhookInbox
 from sunny_pipelines.partitions import TRIGGER_TAG
-from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines_tests.google_clients import calendar_client
-from sunny_pipelines_tests.stack import app_env, dagster_command, dagster_home, running, wait_for
+from sunny_pipelines_tests.stack import Stack, daemon_stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-@dataclass
-class Stack:
-    home: Path
-    daemon_pid: int
-    log: Path
-
-
 @pytest.fixture
-def stack(tmp_path, database, cipher, sandbox, connected_users, receiver):
+def stack(tmp_path, database, cipher, sandbox, connected_users, receiver, push_google):
     """Ada synced with live channels (as after her first run), and a Dagster daemon running."""
     ada = connected_users[0]
-    google = GoogleResource(
-        database=database, cipher=cipher, sandbox_url=sandbox.base_url, push_receiver_url=receiver
-    )
-    sync_user_calendars(google.session(ada["id"]), database, ada["id"])
-    ensure_calendar_channels(google.session(ada["id"]), database, ada["id"], receiver)
-    home = dagster_home(tmp_path / "dagster_home", [u["id"] for u in connected_users])
-    env = app_env(
-        home=home,
-        database_url=database.url,
-        token_key=cipher.key,
-        sandbox_url=sandbox.base_url,
-        webhook_url=receiver,
-    )
-    log = tmp_path / "daemon.log"
-    with running(dagster_command("dagster-daemon", "run", "-w", "workspace.yaml"), env, log) as daemon:
-        yield Stack(home, daemon.pid, log)
+    sync_user_calendars(push_google.session(ada["id"]), database, ada["id"])
+    ensure_calendar_channels(push_google.session(ada["id"]), database, ada["id"], receiver)
+    with daemon_stack(tmp_path, database, cipher, sandbox, connected_users, receiver) as stack:
+        yield stack
 
 
 def insert_event(sandbox, user: dict, summary: str) -> dict:
@@ -74,10 +53,7 @@ def wait_for_event(database, stack: Stack, user_id: str, event_id: str) -> str:
             )
             return conn.execute(query).scalar()
 
-    try:
-        wait_for(stored, timeout=120, interval=0.2)
-    except TimeoutError:
-        pytest.fail("event never arrived; daemon log:\n" + stack.log.read_text()[-5000:])
+    stack.wait(stored, "the event's arrival")
     return stored()
 
 
