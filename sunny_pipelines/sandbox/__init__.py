@@ -1,19 +1,23 @@
-"""Local emulator of the external services Sunny talks to (Google OAuth + Calendar v3 so far).
+"""Local emulator of the external services Sunny talks to (Google OAuth, Calendar v3, Drive v3 and
+Gmail v1 so far).
 
 One server (`server.SandboxServer`: Starlette routing served by uvicorn from a background thread)
 serves many users at once from an in-memory `world.World`. The real google-api-python-client and
 google-auth work against it unchanged apart from the endpoint (`api_endpoint=BASE + "/calendar/v3/"`,
-`token_uri=BASE + "/token"`).
+`BASE + "/drive/v3/"`, plain `BASE` for Gmail; `token_uri=BASE + "/token"`). Media uploads go to
+`BASE + "/upload/..."`, but the client keeps the discovery document's `https` scheme for them: a
+test client maps them back to `http` (`sunny_pipelines_tests.google_clients`).
 
 Layout:
 
     core/       app (HTTP routing, Google API auth + faults + counters, control endpoints), server,
                 clock, accounts (users and grants), faults, counters, channels + notifications
                 (push channel registry and delivery), change_feed (the one sync-token helper),
-                signing (Pub/Sub OIDC tokens, Attendee signatures), plugin (service registration)
+                signing (Pub/Sub OIDC tokens, Attendee signatures), pubsub (push subscriptions),
+                plugin (service registration)
     services/   one module per emulated service, each registering a `core.plugin.ServicePlugin`:
                 google_oauth (/token, /revoke, /tokeninfo, userinfo, certs), calendar/ (store, api,
-                recurrence, seed); Drive, Gmail, Attendee and OpenAI are added the same way
+                recurrence, seed), drive/, gmail/; Attendee and OpenAI are added the same way
     world.py    the world: the core pieces plus one instance of each service, and the Python API
                 tests use (`list_users`, `calendar_truth`, `inject_fault`, ...)
     seed.py     the generated world: people, then each service's `seed` from the same random stream
