@@ -20,7 +20,7 @@ from sunny_pipelines.per_user import (
     sync_users,
 )
 from sunny_pipelines.resources.database import DatabaseResource
-from sunny_pipelines.resources.google import GoogleResource
+from sunny_pipelines.resources.google import GoogleResource, GoogleSession
 from sunny_pipelines.vocabulary import Source, Trigger
 
 DRIVE_SYNC = UserSync(
@@ -48,21 +48,24 @@ def drive_files(
         if google.push_receiver_url:
             # A channel that fails to open leaves the user's data synced: the cleanup retries it.
             metadata |= best_effort(
-                context, "channels", lambda: _ensure_channel(google, database, user_id).metadata()
+                context,
+                "channels",
+                lambda: _ensure_channel(session, database, user_id, google.push_receiver_url).metadata(),
             )
         return metadata
 
     yield from sync_users(context, database, DRIVE_SYNC, sync_one)
 
 
-def _ensure_channel(google: GoogleResource, database: DatabaseResource, user_id: str) -> Any:
+def _ensure_channel(
+    session: GoogleSession, database: DatabaseResource, user_id: str, receiver_url: str
+) -> Any:
+    """The user's changes channel, watching from the saved page token."""
     with database.begin() as conn:
         page_token = sync_state.saved_cursor(conn, user_id, SERVICE)
     if page_token is None:
         raise ValueError("no Drive page token yet: the first sync has not completed")
-    return ensure_drive_channel(
-        google.session(user_id), database, user_id, page_token, google.push_receiver_url
-    )
+    return ensure_drive_channel(session, database, user_id, page_token, receiver_url)
 
 
 @dg.asset(
@@ -81,7 +84,7 @@ def drive_watch_channels(
         # Under the user's Drive sync lock: a sync opening the channel at the same time would
         # open a second one.
         with sync_lock(database.engine, user_id, SERVICE, LOCK_WAIT_SECONDS):
-            result = _ensure_channel(google, database, user_id)
+            result = _ensure_channel(google.session(user_id), database, user_id, google.push_receiver_url)
         if scheduled and not (result.opened or result.stopped):
             return None
         return result.metadata()

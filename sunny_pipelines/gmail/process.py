@@ -74,6 +74,8 @@ def outcome_values(outcome: EmailOutcome, event_id: str | None, now: datetime) -
 def process_pending_emails(
     database: DatabaseResource, user_id: str, limit: int = EMAILS_PER_RUN
 ) -> ProcessingResult:
+    """Decide every pending email of the user (up to ``limit``, oldest first) and record it.
+    One transaction: a crash leaves them all pending, and deciding again gives the same answer."""
     result = ProcessingResult()
     with database.begin() as conn:
         mailbox = mailbox_of(conn, user_id)
@@ -87,29 +89,27 @@ def process_pending_emails(
             .order_by(Email.internal_date)
             .limit(limit)
         ).all()
-    for message_id, content in pending:
-        now = datetime.now(UTC)
-        try:
-            outcome = decide(ParsedMessage.from_json(content or {}), mailbox)
-        except Exception as exc:  # a bug on one email must not hold up the others
-            error = f"processing error: {type(exc).__name__}: {exc}"
-            outcome = EmailOutcome(status=OutcomeStatus.FAILED, kind=None, reason=error, error=error)
-        with database.begin() as conn:
+        for message_id, content in pending:
+            outcome = _decide(content, mailbox)
             event_id = _event_for_uid(conn, user_id, outcome.calendar_uid) if outcome.calendar_uid else None
             conn.execute(
                 update(Email)
-                .where(
-                    Email.user_id == user_id,
-                    Email.message_id == message_id,
-                    Email.processing_status == ProcessingStatus.PENDING,
-                )
-                .values(**outcome_values(outcome, event_id, now))
+                .where(Email.user_id == user_id, Email.message_id == message_id)
+                .values(**outcome_values(outcome, event_id, datetime.now(UTC)))
             )
-        if outcome.status == ProcessingStatus.FAILED:
-            result.failed += 1
-        else:
-            result.processed += 1
-        result.linked_to_events += event_id is not None
-        kind = str(outcome.kind or "failed")
-        result.kinds[kind] = result.kinds.get(kind, 0) + 1
+            if outcome.status == OutcomeStatus.FAILED:
+                result.failed += 1
+            else:
+                result.processed += 1
+            result.linked_to_events += event_id is not None
+            kind = str(outcome.kind or "failed")
+            result.kinds[kind] = result.kinds.get(kind, 0) + 1
     return result
+
+
+def _decide(content: dict[str, Any] | None, mailbox: str) -> EmailOutcome:
+    try:
+        return decide(ParsedMessage.from_json(content or {}), mailbox)
+    except Exception as exc:  # a bug on one email must not hold up the others
+        error = f"processing error: {type(exc).__name__}: {exc}"
+        return EmailOutcome(status=OutcomeStatus.FAILED, kind=None, reason=error, error=error)
