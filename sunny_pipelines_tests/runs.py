@@ -30,10 +30,10 @@ def run_range(
 
 
 def execute(
-    defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest, job_name: str | None = None
+    defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest
 ) -> dg.ExecuteInProcessResult:
-    """The run a sensor or schedule requested (a schedule's requests name no job: pass its job)."""
-    job = defs.resolve_job_def(request.job_name or job_name)
+    """The run a sensor or schedule requested."""
+    job = defs.resolve_job_def(request.job_name)
     return job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
 
 

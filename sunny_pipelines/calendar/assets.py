@@ -7,20 +7,12 @@ import dagster as dg
 
 from sunny_pipelines.calendar.channels import LIST_CHANNEL, ensure_calendar_channels
 from sunny_pipelines.calendar.sync import SERVICE, sync_user_calendars
-from sunny_pipelines.db.locks import sync_lock
 from sunny_pipelines.inbox.rows import InboxRow
-from sunny_pipelines.per_user import (
-    LOCK_WAIT_SECONDS,
-    UserSync,
-    best_effort,
-    for_each_user,
-    per_user_asset,
-    run_trigger,
-    sync_users,
-)
+from sunny_pipelines.per_user import UserSync, best_effort, per_user_asset, sync_users
+from sunny_pipelines.per_user.channels import renew_user_channels
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleResource
-from sunny_pipelines.vocabulary import Source, Trigger
+from sunny_pipelines.vocabulary import Source
 
 CALENDAR_SYNC = UserSync(
     service=SERVICE,
@@ -69,17 +61,11 @@ def calendar_watch_channels(
     if not google.push_receiver_url:
         context.log.warning("SUNNY_WEBHOOK_BASE_URL is not set: no push channels are opened")
         return
-    scheduled = run_trigger(context.run.tags) == Trigger.SCHEDULE
-
-    def renew(user_id: str) -> dict[str, Any] | None:
-        # Under the user's calendar sync lock: a sync opening channels at the same time would
-        # open a second channel on the same calendar.
-        with sync_lock(database.engine, user_id, SERVICE, LOCK_WAIT_SECONDS):
-            result = ensure_calendar_channels(
-                google.session(user_id), database, user_id, google.push_receiver_url
-            )
-        if scheduled and not (result.opened or result.stopped):
-            return None
-        return result.metadata()
-
-    yield from for_each_user(context, list(context.partition_keys), renew)
+    yield from renew_user_channels(
+        context,
+        database,
+        SERVICE,
+        lambda user_id: ensure_calendar_channels(
+            google.session(user_id), database, user_id, google.push_receiver_url
+        ),
+    )

@@ -40,6 +40,18 @@ def due_users(
     }
 
 
+def synced_users(conn: Connection, service: str) -> set[str]:
+    """Active users with a usable Google grant whose ``service`` has a cursor (a first sync done)."""
+    return set(
+        conn.execute(
+            select(SyncState.user_id)
+            .join(User, User.id == SyncState.user_id)
+            .join(GoogleConnection, GoogleConnection.user_id == SyncState.user_id)
+            .where(SyncState.service == service, SyncState.cursor.is_not(None), usable_grant_clause())
+        ).scalars()
+    )
+
+
 def record_success(
     conn: Connection,
     user_id: str,

@@ -5,23 +5,14 @@ from typing import Any
 
 import dagster as dg
 
-from sunny_pipelines.db import sync_state
-from sunny_pipelines.db.locks import sync_lock
 from sunny_pipelines.drive.channels import ensure_drive_channel
 from sunny_pipelines.drive.sync import DEFAULT_INTERVAL, SERVICE, sync_user_drive
 from sunny_pipelines.inbox.rows import InboxRow
-from sunny_pipelines.per_user import (
-    LOCK_WAIT_SECONDS,
-    UserSync,
-    best_effort,
-    for_each_user,
-    per_user_asset,
-    run_trigger,
-    sync_users,
-)
+from sunny_pipelines.per_user import UserSync, best_effort, per_user_asset, sync_users
+from sunny_pipelines.per_user.channels import renew_user_channels
 from sunny_pipelines.resources.database import DatabaseResource
-from sunny_pipelines.resources.google import GoogleResource, GoogleSession
-from sunny_pipelines.vocabulary import Source, Trigger
+from sunny_pipelines.resources.google import GoogleResource
+from sunny_pipelines.vocabulary import Source
 
 DRIVE_SYNC = UserSync(
     service=SERVICE,
@@ -50,22 +41,11 @@ def drive_files(
             metadata |= best_effort(
                 context,
                 "channels",
-                lambda: _ensure_channel(session, database, user_id, google.push_receiver_url).metadata(),
+                lambda: ensure_drive_channel(session, database, user_id, google.push_receiver_url).metadata(),
             )
         return metadata
 
     yield from sync_users(context, database, DRIVE_SYNC, sync_one)
-
-
-def _ensure_channel(
-    session: GoogleSession, database: DatabaseResource, user_id: str, receiver_url: str
-) -> Any:
-    """The user's changes channel, watching from the saved page token."""
-    with database.begin() as conn:
-        page_token = sync_state.saved_cursor(conn, user_id, SERVICE)
-    if page_token is None:
-        raise ValueError("no Drive page token yet: the first sync has not completed")
-    return ensure_drive_channel(session, database, user_id, page_token, receiver_url)
 
 
 @dg.asset(
@@ -78,15 +58,11 @@ def drive_watch_channels(
     if not google.push_receiver_url:
         context.log.warning("SUNNY_WEBHOOK_BASE_URL is not set: no push channels are opened")
         return
-    scheduled = run_trigger(context.run.tags) == Trigger.SCHEDULE
-
-    def renew(user_id: str) -> dict[str, Any] | None:
-        # Under the user's Drive sync lock: a sync opening the channel at the same time would
-        # open a second one.
-        with sync_lock(database.engine, user_id, SERVICE, LOCK_WAIT_SECONDS):
-            result = _ensure_channel(google.session(user_id), database, user_id, google.push_receiver_url)
-        if scheduled and not (result.opened or result.stopped):
-            return None
-        return result.metadata()
-
-    yield from for_each_user(context, list(context.partition_keys), renew)
+    yield from renew_user_channels(
+        context,
+        database,
+        SERVICE,
+        lambda user_id: ensure_drive_channel(
+            google.session(user_id), database, user_id, google.push_receiver_url
+        ),
+    )

@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from sunny_pipelines.db.grants import usable_grant_clause
-from sunny_pipelines.db.models import GoogleConnection, SyncState, User
+from sunny_pipelines.db import sync_state
 from sunny_pipelines.drive.sync import SERVICE
 from sunny_pipelines.resources.channels import (
     ChannelResult,
@@ -39,11 +38,15 @@ def ensure_drive_channel(
     session: GoogleSession,
     database: DatabaseResource,
     user_id: str,
-    page_token: str,
     push_receiver_url: str,
     now: datetime | None = None,
 ) -> ChannelResult:
-    """Open the user's changes channel if missing, replace it if it expires soon."""
+    """Open the user's changes channel if missing, replace it if it expires soon. It watches from
+    the saved page token, so the user's first sync must have completed."""
+    with database.begin() as conn:
+        page_token = sync_state.saved_cursor(conn, user_id, SERVICE)
+    if page_token is None:
+        raise ValueError("no Drive page token yet: the first sync has not completed")
     changes = session.drive().changes()
 
     def watch(target: str | None, body: dict[str, Any]) -> Any:
@@ -66,13 +69,6 @@ def ensure_drive_channel(
 
 def users_needing_drive_channel(conn: Connection, now: datetime) -> set[str]:
     """Synced users with a usable grant whose changes channel is missing or expires soon."""
-    synced = set(
-        conn.execute(
-            select(SyncState.user_id)
-            .join(User, User.id == SyncState.user_id)
-            .join(GoogleConnection, GoogleConnection.user_id == SyncState.user_id)
-            .where(SyncState.service == SERVICE, SyncState.cursor.is_not(None), usable_grant_clause())
-        ).scalars()
-    )
+    synced = sync_state.synced_users(conn, SERVICE)
     fresh = {user_id for user_id, _, _ in fresh_targets(conn, now + RENEW_WITHIN, CHANNEL_KINDS)}
     return synced - fresh

@@ -6,23 +6,15 @@ from typing import Any
 
 import dagster as dg
 
-from sunny_pipelines.db.locks import sync_lock
 from sunny_pipelines.gmail.process import process_pending_emails
 from sunny_pipelines.gmail.sync import DEFAULT_INTERVAL, SERVICE, sync_user_mail
 from sunny_pipelines.gmail.watch import ensure_gmail_watch
 from sunny_pipelines.inbox.rows import InboxRow
-from sunny_pipelines.per_user import (
-    LOCK_WAIT_SECONDS,
-    UserSync,
-    best_effort,
-    for_each_user,
-    per_user_asset,
-    run_trigger,
-    sync_users,
-)
+from sunny_pipelines.per_user import UserSync, best_effort, per_user_asset, sync_users
+from sunny_pipelines.per_user.channels import renew_user_channels
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleResource
-from sunny_pipelines.vocabulary import Source, Trigger
+from sunny_pipelines.vocabulary import Source
 
 GMAIL_SYNC = UserSync(
     service=SERVICE,
@@ -52,7 +44,7 @@ def emails(
             metadata |= best_effort(
                 context,
                 "gmail_watch",
-                lambda: ensure_gmail_watch(session, database, user_id, google.gmail_pubsub_topic),
+                lambda: ensure_gmail_watch(session, database, user_id, google.gmail_pubsub_topic).metadata(),
             )
         return metadata
 
@@ -69,15 +61,11 @@ def gmail_watches(
     if not google.gmail_pubsub_topic:
         context.log.warning("SUNNY_GMAIL_PUBSUB_TOPIC is not set: no Gmail watch is opened")
         return
-    scheduled = run_trigger(context.run.tags) == Trigger.SCHEDULE
-
-    def renew(user_id: str) -> dict[str, Any] | None:
-        with sync_lock(database.engine, user_id, SERVICE, LOCK_WAIT_SECONDS):
-            metadata = ensure_gmail_watch(
-                google.session(user_id), database, user_id, google.gmail_pubsub_topic
-            )
-        if scheduled and not metadata["gmail_watch_renewed"]:
-            return None
-        return metadata
-
-    yield from for_each_user(context, list(context.partition_keys), renew)
+    yield from renew_user_channels(
+        context,
+        database,
+        SERVICE,
+        lambda user_id: ensure_gmail_watch(
+            google.session(user_id), database, user_id, google.gmail_pubsub_topic
+        ),
+    )

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 
-from sunny_pipelines.db.grants import usable_grant_clause
-from sunny_pipelines.db.models import GoogleConnection, SyncState, User, WatchChannel
+from sunny_pipelines.db import sync_state
+from sunny_pipelines.db.models import WatchChannel
 from sunny_pipelines.gmail.sync import SERVICE
-from sunny_pipelines.resources.channels import StopAtGoogle, active_channels, fresh_targets
+from sunny_pipelines.resources.channels import ChannelResult, StopAtGoogle, active_channels, fresh_targets
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleSession
 from sunny_pipelines.vocabulary import ChannelKind, ChannelStatus
@@ -38,13 +37,13 @@ def ensure_gmail_watch(
     user_id: str,
     topic: str,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> ChannelResult:
     """Watch the mailbox on ``topic`` unless a watch on it outlives the renewal margin."""
     now = now or datetime.now(UTC)
     with database.begin() as conn:
         active = active_channels(conn, user_id, WATCH_KINDS)
     if any(w.target == topic and (w.expires_at or now) > now + RENEW_WITHIN for w in active):
-        return {"gmail_watch_renewed": False}
+        return ChannelResult()
     response = session.execute(session.gmail().users().watch(userId="me", body={"topicName": topic}))
     expires_at = datetime.fromtimestamp(int(response["expiration"]) / 1000, UTC)
     with database.begin() as conn:
@@ -66,19 +65,12 @@ def ensure_gmail_watch(
                 status=ChannelStatus.ACTIVE,
             )
         )
-    return {"gmail_watch_renewed": True, "gmail_watch_expires_at": expires_at.isoformat()}
+    return ChannelResult(opened=1, replaced=len(active))
 
 
 def users_needing_gmail_watch(conn: Connection, now: datetime, topic: str) -> set[str]:
     """Synced users with a usable grant whose mailbox watch on ``topic`` is missing or a day old."""
-    synced = set(
-        conn.execute(
-            select(SyncState.user_id)
-            .join(User, User.id == SyncState.user_id)
-            .join(GoogleConnection, GoogleConnection.user_id == SyncState.user_id)
-            .where(SyncState.service == SERVICE, SyncState.cursor.is_not(None), usable_grant_clause())
-        ).scalars()
-    )
+    synced = sync_state.synced_users(conn, SERVICE)
     fresh = {
         user_id
         for user_id, _, target in fresh_targets(conn, now + RENEW_WITHIN, WATCH_KINDS)

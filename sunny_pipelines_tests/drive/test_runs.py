@@ -37,7 +37,7 @@ def test_batched_run_and_schedule_cover_every_due_user(resources, database, sand
         [request] = evaluate_schedule(defs, "drive_sync_schedule", instance, resources).run_requests
         assert request.tags["dagster/asset_partition_range_start"] == keys[0]
         assert request.tags["dagster/asset_partition_range_end"] == keys[-1]
-        assert execute(defs, instance, request, "drive_sync").success
+        assert execute(defs, instance, request).success
         assert materialized(instance, "drive_files") == set(keys)
         for user in connected_users:
             assert stored_rows(database, user["id"]) == truth_rows(sandbox, user)
@@ -122,14 +122,13 @@ def test_watch_cleanup_replaces_expiring_channels_and_stops_orphaned_ones(
         [request] = evaluate_schedule(defs, "drive_watch_cleanup_schedule", instance, resources).run_requests
         assert request.tags["dagster/asset_partition_range_start"] == ada["id"]
         assert request.tags["dagster/asset_partition_range_end"] == ada["id"]
-        assert execute(defs, instance, request, "drive_channels").success
+        assert execute(defs, instance, request).success
         old, new = channels(database, ada["id"])
         assert old.status == "replaced" and new.status == "active"
         assert new.expires_at > datetime.now(UTC) + timedelta(days=5)
         assert [c.id for c in sandbox.world.live_channels() if c.id in (old.id, new.id)] == [new.id]
 
-        [orphans] = evaluate_schedule(
-            defs, "orphaned_drive_channels_schedule", instance, resources
-        ).run_requests
-        assert execute(defs, instance, orphans, "orphaned_drive_channels_job").success
+        orphans = defs.get_schedule_def("orphaned_drive_channels_schedule")
+        assert orphans.cron_schedule == "0 1 * * *"
+        assert defs.resolve_job_def(orphans.job_name).execute_in_process(instance=instance).success
         assert [c.status for c in channels(database, alan["id"])] == ["stopped"]

@@ -8,10 +8,8 @@ import pytest
 from googleapiclient.http import MediaInMemoryUpload
 from sqlalchemy import select
 
-from sunny_pipelines.db import sync_state
 from sunny_pipelines.db.models import DriveFile, Email, WebhookInbox
 from sunny_pipelines.drive.channels import ensure_drive_channel
-from sunny_pipelines.drive.sync import SERVICE as DRIVE
 from sunny_pipelines.drive.sync import sync_user_drive
 from sunny_pipelines.gmail.sync import sync_user_mail
 from sunny_pipelines.gmail.watch import ensure_gmail_watch
@@ -30,9 +28,7 @@ def stack(tmp_path, database, cipher, sandbox, connected_users, receiver, push_g
     ada = connected_users[0]
     session = push_google.session(ada["id"])
     sync_user_drive(session, database, ada["id"])
-    with database.begin() as conn:
-        page_token = sync_state.saved_cursor(conn, ada["id"], DRIVE)
-    ensure_drive_channel(session, database, ada["id"], page_token, receiver)
+    ensure_drive_channel(session, database, ada["id"], receiver)
     sync_user_mail(session, database, ada["id"])
     ensure_gmail_watch(session, database, ada["id"], GMAIL_TOPIC)
     with daemon_stack(tmp_path, database, cipher, sandbox, connected_users, receiver) as stack:

@@ -45,7 +45,7 @@ def test_email_processing_schedule_syncs_and_processes_every_due_user(
         instance.add_dynamic_partitions("users", keys)
         [request] = evaluate_schedule(defs, "email_processing_schedule", instance, resources).run_requests
         assert request.tags["sunny/trigger"] == "schedule"
-        result = execute(defs, instance, request, "email_sync")
+        result = execute(defs, instance, request)
         assert result.success
         assert materialized(instance, "emails") == set(keys)
         with database.begin() as conn:
@@ -134,7 +134,7 @@ def test_watch_renewal_renews_day_old_watches_and_departed_users_are_stopped(
             ada["id"],
             ada["id"],
         )
-        assert execute(defs, instance, request, "gmail_watch").success
+        assert execute(defs, instance, request).success
         old, new = watches(database, ada["id"])
         assert (old.status, new.status) == ("replaced", "active")
 
