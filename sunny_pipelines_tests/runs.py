@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from sunny_pipelines.partitions import TRIGGER_TAG, range_tags
+from sunny_pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG, TRIGGER_TAG, range_tags
 from sunny_pipelines.vocabulary import Trigger
 
 
@@ -63,3 +63,17 @@ def evaluate_sensor(
 
 def materialized(instance: dg.DagsterInstance, asset: str) -> set[str]:
     return set(instance.get_materialized_partitions(dg.AssetKey(asset)))
+
+
+def range_of(request: dg.RunRequest) -> tuple[str, str]:
+    """The first and last `users` partition a batched run request covers."""
+    return request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
+
+
+def partitions_materialized(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The `users` partitions a run materialized, in order."""
+    return [
+        e.materialization.partition
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    ]

@@ -72,13 +72,8 @@ def refresh_calendar_list(
     """Store the user's calendar list; calendars that left it are marked removed, their events deleted."""
     service = session.calendar()
     items: list[dict[str, Any]] = []
-    page_token = None
-    while True:
-        page = session.execute(service.calendarList().list(pageToken=page_token, maxResults=250))
+    for page in session.pages(lambda token: service.calendarList().list(pageToken=token, maxResults=250)):
         items.extend(page.get("items", []))
-        page_token = page.get("nextPageToken")
-        if not page_token:
-            break
     now = datetime.now(UTC)
     with database.begin() as conn:
         known = {
@@ -134,23 +129,19 @@ def _list_events(
     session: GoogleSession, calendar_id: str, sync_token: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """All pages of events.list; returns (items, nextSyncToken). Raises HttpError 410 for a dead token."""
-    service = session.calendar()
+    events = session.calendar().events()
     items: list[dict[str, Any]] = []
-    page_token = None
-    while True:
-        params: dict[str, Any] = {
-            "calendarId": calendar_id,
-            "singleEvents": True,
-            "maxResults": PAGE_SIZE,
-            "pageToken": page_token,
-        }
-        if sync_token:
-            params["syncToken"] = sync_token
-        page = session.execute(service.events().list(**params))
+    for page in session.pages(
+        lambda token: events.list(
+            calendarId=calendar_id,
+            singleEvents=True,
+            maxResults=PAGE_SIZE,
+            pageToken=token,
+            **({"syncToken": sync_token} if sync_token else {}),
+        )
+    ):
         items.extend(page.get("items", []))
-        page_token = page.get("nextPageToken")
-        if not page_token:
-            return items, page.get("nextSyncToken")
+    return items, page.get("nextSyncToken")
 
 
 def sync_calendar(

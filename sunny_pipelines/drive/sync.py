@@ -74,21 +74,14 @@ class DriveSyncResult:
 def _list_all_files(session: GoogleSession, page_size: int, result: DriveSyncResult) -> list[dict[str, Any]]:
     files = session.drive().files()
     items: list[dict[str, Any]] = []
-    page_token = None
-    while True:
-        page = session.execute(
-            files.list(
-                pageSize=page_size,
-                pageToken=page_token,
-                spaces="drive",
-                fields=f"nextPageToken,files({FILE_FIELDS})",
-            )
+    for page in session.pages(
+        lambda token: files.list(
+            pageSize=page_size, pageToken=token, spaces="drive", fields=f"nextPageToken,files({FILE_FIELDS})"
         )
+    ):
         result.pages += 1
         items.extend(page.get("files", []))
-        page_token = page.get("nextPageToken")
-        if not page_token:
-            return items
+    return items
 
 
 def _list_changes(
@@ -96,25 +89,22 @@ def _list_changes(
 ) -> tuple[list[dict[str, Any]], str]:
     """Every change since ``start_token`` (all pages); returns (changes, newStartPageToken)."""
     changes = session.drive().changes()
+    fields = f"nextPageToken,newStartPageToken,changes(changeType,fileId,removed,time,file({FILE_FIELDS}))"
     items: list[dict[str, Any]] = []
-    page_token = start_token
-    while True:
-        page = session.execute(
-            changes.list(
-                pageToken=page_token,
-                pageSize=page_size,
-                includeRemoved=True,
-                spaces="drive",
-                fields=f"nextPageToken,newStartPageToken,changes(changeType,fileId,removed,time,file({FILE_FIELDS}))",
-            )
+    for page in session.pages(
+        lambda token: changes.list(
+            pageToken=token or start_token,
+            pageSize=page_size,
+            includeRemoved=True,
+            spaces="drive",
+            fields=fields,
         )
+    ):
         result.pages += 1
         items.extend(page.get("changes", []))
-        if page.get("newStartPageToken"):
-            return items, page["newStartPageToken"]
-        page_token = page.get("nextPageToken")
-        if not page_token:
-            raise ValueError("changes.list answered neither nextPageToken nor newStartPageToken")
+    if not page.get("newStartPageToken"):
+        raise ValueError("the last page of changes.list has no newStartPageToken")
+    return items, page["newStartPageToken"]
 
 
 def _mark_removed(

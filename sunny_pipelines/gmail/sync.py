@@ -163,22 +163,13 @@ def full_sync(
     # Taken before listing: a change made during the listing is seen again, never lost.
     history_id = session.execute(session.gmail().users().getProfile(userId="me"))["historyId"]
     listed: list[str] = []
-    page_token = None
-    while True:
-        page = session.execute(
-            messages.list(
-                userId="me",
-                q=f"newer_than:{days}d",
-                includeSpamTrash=True,
-                maxResults=page_size,
-                pageToken=page_token,
-            )
+    for page in session.pages(
+        lambda token: messages.list(
+            userId="me", q=f"newer_than:{days}d", includeSpamTrash=True, maxResults=page_size, pageToken=token
         )
+    ):
         result.pages += 1
         listed.extend(m["id"] for m in page.get("messages", []))
-        page_token = page.get("nextPageToken")
-        if not page_token:
-            break
     with database.begin() as conn:
         known = _live_ids(conn, user_id, listed)
     now = datetime.now(UTC)
@@ -220,23 +211,19 @@ def follow_history(
     """Apply every history record since ``start_history_id``. Raises HttpError 404 when it is too old."""
     history = session.gmail().users().history()
     records: list[dict[str, Any]] = []
-    page_token = None
-    while True:
-        page = session.execute(
-            history.list(
-                userId="me",
-                startHistoryId=start_history_id,
-                historyTypes=HISTORY_TYPES,
-                maxResults=page_size,
-                pageToken=page_token,
-            )
+    for page in session.pages(
+        lambda token: history.list(
+            userId="me",
+            startHistoryId=start_history_id,
+            historyTypes=HISTORY_TYPES,
+            maxResults=page_size,
+            pageToken=token,
         )
+    ):
         result.pages += 1
         records.extend(page.get("history", []))
-        latest_id = page.get("historyId", start_history_id)
-        page_token = page.get("nextPageToken")
-        if not page_token:
-            break
+    # The mailbox's history id as of the last page: where the next sync starts.
+    latest_id = page.get("historyId", start_history_id)
     result.history_records = len(records)
     added, deleted, labels = replay_history(records)
     with database.begin() as conn:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources as importlib_resources
 from typing import Any
@@ -177,6 +177,17 @@ class GoogleSession:
     def gmail(self) -> Any:
         # Gmail's method paths already start with gmail/v1/.
         return self._service("gmail", "v1", "")
+
+    def pages(self, request_for: Callable[[str | None], Any]) -> Iterator[dict[str, Any]]:
+        """Every page of a list call, in order: ``request_for(page_token)`` builds each page's
+        request (None for the first); the last page is the one without `nextPageToken`."""
+        page_token = None
+        while True:
+            page = self.execute(request_for(page_token))
+            yield page
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return
 
     def execute(self, request: Any) -> Any:
         """Run one API request with Google's retry policy (5xx, 429, rate-limit 403)."""

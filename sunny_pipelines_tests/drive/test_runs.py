@@ -9,12 +9,21 @@ import dagster as dg
 from googleapiclient.http import MediaInMemoryUpload
 from sqlalchemy import select, update
 
-from sunny_pipelines.db.models import User, WatchChannel, WebhookInbox
+from sunny_pipelines.db.models import User, WatchChannel
 from sunny_pipelines.definitions import build_defs
 from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines.vocabulary import Source, Trigger
 from sunny_pipelines_tests.google_clients import google_client
-from sunny_pipelines_tests.runs import evaluate_schedule, evaluate_sensor, execute, materialized, run_range
+from sunny_pipelines_tests.inbox.helpers import pending_users
+from sunny_pipelines_tests.runs import (
+    evaluate_schedule,
+    evaluate_sensor,
+    execute,
+    materialized,
+    partitions_materialized,
+    range_of,
+    run_range,
+)
 from sunny_pipelines_tests.stack import wait_for
 
 from .helpers import stored_file, stored_rows, truth_rows
@@ -35,8 +44,7 @@ def test_batched_run_and_schedule_cover_every_due_user(resources, database, sand
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("users", keys)
         [request] = evaluate_schedule(defs, "drive_sync_schedule", instance, resources).run_requests
-        assert request.tags["dagster/asset_partition_range_start"] == keys[0]
-        assert request.tags["dagster/asset_partition_range_end"] == keys[-1]
+        assert range_of(request) == (keys[0], keys[-1])
         assert execute(defs, instance, request).success
         assert materialized(instance, "drive_files") == set(keys)
         for user in connected_users:
@@ -70,31 +78,17 @@ def test_a_drive_change_pushed_through_the_receiver_syncs_only_that_user(
             .execute()
         )
 
-        def pending_rows() -> list:
-            with database.begin() as conn:
-                return conn.execute(
-                    select(WebhookInbox.user_id).where(
-                        WebhookInbox.source == Source.GOOGLE_DRIVE, WebhookInbox.status == "pending"
-                    )
-                ).all()
-
-        wait_for(pending_rows, timeout=10, interval=0.1)
-        assert {row.user_id for row in pending_rows()} == {ada["id"]}
+        wait_for(lambda: pending_users(database, Source.GOOGLE_DRIVE), timeout=10, interval=0.1)
+        assert set(pending_users(database, Source.GOOGLE_DRIVE)) == {ada["id"]}
         tick = evaluate_sensor(defs, "webhook_inbox_sensor", instance, resources)
         [request] = tick.run_requests
         assert request.job_name == "drive_sync"
-        assert request.tags["dagster/asset_partition_range_start"] == ada["id"]
-        assert request.tags["dagster/asset_partition_range_end"] == ada["id"]
+        assert range_of(request) == (ada["id"], ada["id"])
         result = execute(defs, instance, request)
         assert result.success
         assert stored_file(database, ada["id"], created["id"]).name == "Pushed.txt"
-        synced = [
-            e.materialization.partition
-            for e in result.all_events
-            if e.event_type_value == "ASSET_MATERIALIZATION"
-        ]
-        assert synced == [ada["id"]]
-        assert not pending_rows()
+        assert partitions_materialized(result) == [ada["id"]]
+        assert not pending_users(database, Source.GOOGLE_DRIVE)
 
 
 def test_watch_cleanup_replaces_expiring_channels_and_stops_orphaned_ones(
@@ -120,8 +114,7 @@ def test_watch_cleanup_replaces_expiring_channels_and_stops_orphaned_ones(
             )
             conn.execute(update(User).where(User.id == alan["id"]).values(status="deleted"))
         [request] = evaluate_schedule(defs, "drive_watch_cleanup_schedule", instance, resources).run_requests
-        assert request.tags["dagster/asset_partition_range_start"] == ada["id"]
-        assert request.tags["dagster/asset_partition_range_end"] == ada["id"]
+        assert range_of(request) == (ada["id"], ada["id"])
         assert execute(defs, instance, request).success
         old, new = channels(database, ada["id"])
         assert old.status == "replaced" and new.status == "active"

@@ -9,12 +9,21 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from sqlalchemy import select, update
 
-from sunny_pipelines.db.models import Email, User, WatchChannel, WebhookInbox
+from sunny_pipelines.db.models import Email, User, WatchChannel
 from sunny_pipelines.definitions import build_defs
 from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines.vocabulary import Source, Trigger
 from sunny_pipelines_tests.google_clients import GMAIL_TOPIC, google_client
-from sunny_pipelines_tests.runs import evaluate_schedule, evaluate_sensor, execute, materialized, run_range
+from sunny_pipelines_tests.inbox.helpers import pending_users
+from sunny_pipelines_tests.runs import (
+    evaluate_schedule,
+    evaluate_sensor,
+    execute,
+    materialized,
+    partitions_materialized,
+    range_of,
+    run_range,
+)
 from sunny_pipelines_tests.stack import wait_for
 
 from .mailbox import insert, plain_email, stored_email, stored_rows, truth_rows
@@ -75,36 +84,17 @@ def test_a_new_message_pushed_through_pubsub_syncs_only_that_mailbox(
             plain_email("grace@example.com", ada["email"], "Pushed through Pub/Sub", "Hello"),
         )
 
-        def pending_rows() -> list:
-            with database.begin() as conn:
-                return conn.execute(
-                    select(WebhookInbox.user_id).where(
-                        WebhookInbox.source == Source.GOOGLE_GMAIL, WebhookInbox.status == "pending"
-                    )
-                ).all()
-
-        wait_for(pending_rows, timeout=10, interval=0.1)
-        assert {row.user_id for row in pending_rows()} == {ada["id"]}
+        wait_for(lambda: pending_users(database, Source.GOOGLE_GMAIL), timeout=10, interval=0.1)
+        assert set(pending_users(database, Source.GOOGLE_GMAIL)) == {ada["id"]}
         [request] = evaluate_sensor(defs, "webhook_inbox_sensor", instance, resources).run_requests
         assert request.job_name == "email_sync"
-        assert (
-            request.tags["dagster/asset_partition_range_start"],
-            request.tags["dagster/asset_partition_range_end"],
-        ) == (
-            ada["id"],
-            ada["id"],
-        )
+        assert range_of(request) == (ada["id"], ada["id"])
         result = execute(defs, instance, request)
         assert result.success
         row = stored_email(database, ada["id"], sent["id"])
         assert row.subject == "Pushed through Pub/Sub" and row.processing_status == "processed"
-        synced = [
-            e.materialization.partition
-            for e in result.all_events
-            if e.event_type_value == "ASSET_MATERIALIZATION"
-        ]
-        assert synced == [ada["id"]]
-        assert not pending_rows()
+        assert partitions_materialized(result) == [ada["id"]]
+        assert not pending_users(database, Source.GOOGLE_GMAIL)
 
 
 def test_watch_renewal_renews_day_old_watches_and_departed_users_are_stopped(
@@ -127,13 +117,7 @@ def test_watch_renewal_renews_day_old_watches_and_departed_users_are_stopped(
             )
             conn.execute(update(User).where(User.id == alan["id"]).values(status="deleted"))
         [request] = evaluate_schedule(defs, "gmail_watch_renewal_schedule", instance, resources).run_requests
-        assert (
-            request.tags["dagster/asset_partition_range_start"],
-            request.tags["dagster/asset_partition_range_end"],
-        ) == (
-            ada["id"],
-            ada["id"],
-        )
+        assert range_of(request) == (ada["id"], ada["id"])
         assert execute(defs, instance, request).success
         old, new = watches(database, ada["id"])
         assert (old.status, new.status) == ("replaced", "active")

@@ -36,3 +36,15 @@ def notify(
 def inbox_row(database, row_id: int):
     with database.begin() as conn:
         return conn.execute(select(WebhookInbox).where(WebhookInbox.id == row_id)).one()
+
+
+def pending_users(database, source: str) -> list[str]:
+    """The user of each pending inbox row from ``source``."""
+    with database.begin() as conn:
+        return list(
+            conn.execute(
+                select(WebhookInbox.user_id).where(
+                    WebhookInbox.source == source, WebhookInbox.status == "pending"
+                )
+            ).scalars()
+        )
