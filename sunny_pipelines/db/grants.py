@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Connection, and_
+from sqlalchemy import ColumnElement, Connection, and_, select
 
 from sunny_pipelines.db.models import GoogleConnection, User
 from sunny_pipelines.db.upserts import upsert
@@ -33,6 +33,17 @@ def user_is_present(user_status: str | None, grant_status: str | None) -> bool:
 def usable_grant_clause() -> ColumnElement[bool]:
     """`grant_is_usable` as SQL, over a query joining `users` and `google_connections`."""
     return and_(User.status == UserStatus.ACTIVE, GoogleConnection.status == GrantStatus.ACTIVE)
+
+
+def usable_users(conn: Connection, user_ids: Iterable[str]) -> set[str]:
+    """Those of ``user_ids`` who are active and have a usable Google grant."""
+    return set(
+        conn.execute(
+            select(User.id)
+            .join(GoogleConnection, GoogleConnection.user_id == User.id)
+            .where(User.id.in_(list(user_ids)), usable_grant_clause())
+        ).scalars()
+    )
 
 
 class Encrypter(Protocol):

@@ -288,3 +288,18 @@ def stop_departed_channels(
             record_stopped(database, channel.id, ChannelStatus.STOPPED)
     log.info(f"stopped {len(departed)} {'/'.join(kinds)} channels of departed users")
     return len(departed)
+
+
+def record_expired(database: DatabaseResource, kinds: Collection[str], now: datetime | None = None) -> int:
+    """Mark ``kinds`` channels past their expiration `expired` (Google has dropped them already)."""
+    now = now or datetime.now(UTC)
+    with database.begin() as conn:
+        return conn.execute(
+            update(WatchChannel)
+            .where(
+                WatchChannel.status == ChannelStatus.ACTIVE,
+                WatchChannel.service.in_(list(kinds)),
+                WatchChannel.expires_at < now,
+            )
+            .values(status=ChannelStatus.EXPIRED, stopped_at=now)
+        ).rowcount

@@ -113,15 +113,27 @@ def test_watch_cleanup_replaces_expiring_channels_and_stops_orphaned_ones(
                 .values(expires_at=datetime.now(UTC) + timedelta(hours=3))
             )
             conn.execute(update(User).where(User.id == alan["id"]).values(status="deleted"))
+            # The third user's channel lapsed unnoticed.
+            conn.execute(
+                update(WatchChannel)
+                .where(WatchChannel.user_id == keys[2])
+                .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+            )
+        # At 01:00 the orphans go first: Alan's channel is stopped, the lapsed one recorded expired.
+        orphans = defs.get_schedule_def("orphaned_drive_channels_schedule")
+        assert orphans.cron_schedule == "0 1 * * *"
+        assert defs.resolve_job_def(orphans.job_name).execute_in_process(instance=instance).success
+        assert [c.status for c in channels(database, alan["id"])] == ["stopped"]
+        assert [c.status for c in channels(database, keys[2])] == ["expired"]
+
+        # Then Ada's expiring channel is replaced and the third user gets a new one; Alan, inside
+        # the range, gets none.
         [request] = evaluate_schedule(defs, "drive_watch_cleanup_schedule", instance, resources).run_requests
-        assert range_of(request) == (ada["id"], ada["id"])
+        assert range_of(request) == (ada["id"], keys[2])
         assert execute(defs, instance, request).success
         old, new = channels(database, ada["id"])
         assert old.status == "replaced" and new.status == "active"
         assert new.expires_at > datetime.now(UTC) + timedelta(days=5)
         assert [c.id for c in sandbox.world.live_channels() if c.id in (old.id, new.id)] == [new.id]
-
-        orphans = defs.get_schedule_def("orphaned_drive_channels_schedule")
-        assert orphans.cron_schedule == "0 1 * * *"
-        assert defs.resolve_job_def(orphans.job_name).execute_in_process(instance=instance).success
+        assert [c.status for c in channels(database, keys[2])] == ["expired", "active"]
         assert [c.status for c in channels(database, alan["id"])] == ["stopped"]
