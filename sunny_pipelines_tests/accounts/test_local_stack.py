@@ -1,6 +1,7 @@
 """The embedded-defaults path a developer takes: SQLite migrated by the CLI, sandbox users
-connected by `connect-users` over HTTP, and a calendar sync run by `dagster job execute` into
-SQLite (the per-user protocol with its file locks, not PostgreSQL's advisory locks)."""
+connected by `connect-users` over HTTP, and the calendar, Drive and Gmail syncs run by
+`dagster job execute` into SQLite (the per-user protocol with its file locks, not PostgreSQL's
+advisory locks)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import dagster as dg
 from sqlalchemy import select
 
 from sunny_pipelines.db.engine import PROJECT_ROOT
-from sunny_pipelines.db.models import GoogleConnection, SyncState, User
+from sunny_pipelines.db.models import Email, GoogleConnection, SyncState, User
 from sunny_pipelines.partitions import range_tags
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines_tests.calendar.helpers import stored_rows, truth_rows
+from sunny_pipelines_tests.drive import helpers as drive
+from sunny_pipelines_tests.gmail import mailbox as gmail
 from sunny_pipelines_tests.stack import dagster_command, dagster_home
 
 
@@ -49,19 +52,25 @@ def test_cli_migrates_sqlite_connects_users_and_a_sync_lands_there(tmp_path, san
         assert cipher.decrypt(grant.refresh_token) == users[0]["refresh_token"]
         assert users[0]["refresh_token"] not in grant.refresh_token
 
-    subprocess.run(
-        dagster_command(
-            "dagster", "job", "execute", "-m", "sunny_pipelines.definitions", "-j", "calendar_sync",
-            "--tags", json.dumps(range_tags(keys[0], keys[-1])),
-        ),
-        env=env, cwd=PROJECT_ROOT, check=True, capture_output=True,
-    )  # fmt: skip
+    for job in ("calendar_sync", "drive_sync", "email_sync"):
+        subprocess.run(
+            dagster_command(
+                "dagster", "job", "execute", "-m", "sunny_pipelines.definitions", "-j", job,
+                "--tags", json.dumps(range_tags(keys[0], keys[-1])),
+            ),
+            env=env, cwd=PROJECT_ROOT, check=True, capture_output=True,
+        )  # fmt: skip
     for user in users:
         assert stored_rows(database, user["id"]) == truth_rows(sandbox, user)
+        assert drive.stored_rows(database, user["id"]) == drive.truth_rows(sandbox, user)
+        assert gmail.stored_rows(database, user["id"]) == gmail.truth_rows(sandbox, user, days=30)
+    with database.begin() as conn:
+        assert set(conn.execute(select(Email.processing_status)).scalars()) <= {"processed", "failed"}
     with database.begin() as conn:
         intervals = conn.execute(
             select(SyncState.interval_seconds).where(SyncState.service == "calendar")
         ).scalars()
         assert list(intervals) == [30 * 60] * len(users)  # the calendar domain's default
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        assert set(instance.get_materialized_partitions(dg.AssetKey("calendar_events"))) == set(keys)
+        for asset in ("calendar_events", "drive_files", "emails"):
+            assert set(instance.get_materialized_partitions(dg.AssetKey(asset))) == set(keys)
