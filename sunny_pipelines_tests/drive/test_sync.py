@@ -154,3 +154,13 @@ def test_a_failed_export_is_recorded_and_retried_by_the_next_sync(
     assert result.exported >= 1
     row = stored_file(database, user["id"], doc["id"])
     assert row.export_error is None and row.text_content == "Scope and pricing"
+
+
+def test_a_429_and_503_burst_is_retried_and_the_result_is_exact(google, database, sandbox, connected_users):
+    user = connected_users[0]
+    sync(google, database, user["id"])
+    make_changes(sandbox, user)
+    sandbox.world.inject_fault("rate_limit", user_email=user["email"], count=2)
+    sandbox.world.inject_fault("server_error", user_email=user["email"], count=1, status=503)
+    sync(google, database, user["id"], page_size=3)
+    assert stored_rows(database, user["id"]) == truth_rows(sandbox, user)

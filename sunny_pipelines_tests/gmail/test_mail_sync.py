@@ -169,3 +169,13 @@ def test_real_shaped_messages_put_in_the_mailbox_end_processed_or_failed_with_th
             assert row.processing_reason and row.processing_error is None, name
     invitation = stored_email(database, user["id"], ids["google_invitation.eml"])
     assert invitation.calendar_method == "REQUEST" and invitation.calendar_uid
+
+
+def test_a_429_and_503_burst_is_retried_and_the_result_is_exact(google, database, sandbox, connected_users):
+    user = connected_users[0]
+    sync(google, database, user["id"])
+    make_changes(sandbox, user)
+    sandbox.world.inject_fault("rate_limit", user_email=user["email"], count=2)
+    sandbox.world.inject_fault("server_error", user_email=user["email"], count=1, status=503)
+    sync(google, database, user["id"], page_size=3)
+    assert stored_rows(database, user["id"]) == truth_rows(sandbox, user)
