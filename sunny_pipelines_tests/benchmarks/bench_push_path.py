@@ -1,51 +1,67 @@
 """Benchmark: the push path, end to end, with `dagster dev` (webserver + daemon) running.
 
-    python -m sunny_pipelines_tests.benchmarks.bench_push_path [--users 200] [--changes 100] [--burst 1000]
+    python -m sunny_pipelines_tests.benchmarks.bench_push_path [--service calendar|drive|gmail]
+        [--users 200] [--changes 100] [--burst 1000]
 
 Every part runs in its own process, on free ports, with a temporary DAGSTER_HOME (a copy of the
-project's dagster.yaml): the sandbox (``python -m sunny_pipelines.sandbox``), the webhook
+project's dagster.yaml): the sandbox (``python -m sunny_pipelines.sandbox``, with a Pub/Sub push
+subscription of the Gmail topic to the receiver, as ``scripts/dev.sh`` wires it), the webhook
 receiver (``python -m sunny_pipelines.webhooks``) and ``dagster dev``. The users connect (their
-grants from ``GET /sandbox/users``) and get their first sync and push channels from one batched
-``calendar_sync`` run (``dagster job execute``), as the first-sync run does.
+grants from ``GET /sandbox/users``) and get their first sync and push channels of every service
+from one batched run per service (``dagster job execute`` of ``calendar_sync``, ``drive_sync``
+and ``email_sync``, as the first-sync runs do), so that the schedules find nobody due while the
+changes are timed: the steady state of a deployment.
+
+``--service`` chooses what is changed and whose rows are awaited (the default is calendar):
+
+- **calendar**: an event inserted (``events.insert``) → channel notification → ``calendar_events``;
+- **drive**: a file uploaded (``files.create`` with a media body) → ``changes.watch`` notification
+  → ``drive_files``;
+- **gmail**: a message inserted into the inbox (``messages.insert``) → signed Pub/Sub push →
+  ``emails``.
 
 1. **Latency**: ``--changes`` single changes, one at a time, each after a random pause of 0 to
    ``--max-pause`` seconds (seeded RNG) so that they land all over the sensor's cycle; each is
-   an event inserted for a random user through the real Google client. Latency = from the
-   change to its row committed in ``calendar_events`` (sandbox → channel notification →
-   receiver → ``webhook_inbox`` → sensor → run). Prints p50 / p95 / p99 / max.
-2. **Burst**: ``--burst`` changes spread over all users, made as fast as the client allows;
-   prints the notifications stored, the runs launched, the time until every inbox row is done
-   and until every changed event is committed.
+   made for a random user through the real Google client. Latency = from the change to its row
+   committed (sandbox → notification → receiver → ``webhook_inbox`` → sensor → run). Prints
+   p50 / p95 / p99 / max.
+2. **Burst** (any service; ``--burst 0`` skips it): ``--burst`` changes spread over all users,
+   made as fast as the client allows; prints the notifications stored, the runs launched, the
+   time until every inbox row is done and until every change's row is committed.
 
-Writes the figures to ``--json`` (default ``.sunny/bench/push_path-<time>.json``).
+Writes the figures to ``--json`` (default ``.sunny/bench/push_path-<service>-<time>.json``).
 Targets on a 2-core machine: p95 <= 8 s; the burst drained in <= 120 s with <= 20 runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import base64
 import random
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from googleapiclient.http import MediaInMemoryUpload
 from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
-from sunny_pipelines.db.grants import store_google_grants
-from sunny_pipelines.db.models import CalendarEvent, WatchChannel, WebhookInbox
-from sunny_pipelines.partitions import range_tags
-from sunny_pipelines.resources.cipher import TokenCipher
+from sunny_pipelines.db.models import Base, CalendarEvent, DriveFile, Email, WatchChannel, WebhookInbox
 from sunny_pipelines.resources.database import DatabaseResource
+from sunny_pipelines.sandbox.core.signing import PUBSUB_SERVICE_ACCOUNT
+from sunny_pipelines.vocabulary import Trigger
 from sunny_pipelines_tests.benchmarks.common import (
-    PROJECT_ROOT,
+    connect_users,
+    dagster_job_command,
     fetch_grants,
     free_port,
     fresh_database,
@@ -53,14 +69,17 @@ from sunny_pipelines_tests.benchmarks.common import (
     latency_summary,
     new_token_key,
     python_command,
+    run_process,
     sandbox_process,
     write_json,
 )
-from sunny_pipelines_tests.google_clients import calendar_client
-from sunny_pipelines_tests.stack import dagster_command, dagster_home, running, wait_for
+from sunny_pipelines_tests.google_clients import google_client
+from sunny_pipelines_tests.stack import app_env, dagster_command, dagster_home, running, wait_for
 
 # Inbox statuses that end a row's processing.
 FINISHED = ("done", "failed", "rejected")
+# The topic the Gmail watches publish to; the sandbox pushes it to the receiver (as scripts/dev.sh).
+GMAIL_TOPIC = "projects/sunny-bench/topics/gmail-push"
 
 
 def event_body(rng: random.Random, summary: str) -> dict[str, Any]:
@@ -74,29 +93,86 @@ def event_body(rng: random.Random, summary: str) -> dict[str, Any]:
     }
 
 
+def insert_event(client: Any, label: str, rng: random.Random) -> str:
+    body = event_body(rng, label)
+    return client.events().insert(calendarId="primary", body=body).execute(num_retries=3)["id"]
+
+
+def upload_file(client: Any, label: str, rng: random.Random) -> str:
+    media = MediaInMemoryUpload(f"{label}\n{rng.random()}\n".encode(), mimetype="text/plain")
+    body = {"name": label, "mimeType": "text/plain"}
+    return client.files().create(body=body, media_body=media, fields="id").execute(num_retries=3)["id"]
+
+
+def insert_message(client: Any, label: str, rng: random.Random) -> str:
+    message = EmailMessage()
+    message["From"] = f"Bench Sender <sender{rng.randrange(1000)}@example.com>"
+    message["To"] = "me@sunny.test"
+    message["Subject"] = label
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain="bench.sunny.test")
+    message.set_content(f"{label}: a change for the push benchmark.\n")
+    raw = base64.urlsafe_b64encode(message.as_bytes()).decode()
+    body = {"raw": raw, "labelIds": ["INBOX", "UNREAD"]}
+    return client.users().messages().insert(userId="me", body=body).execute(num_retries=3)["id"]
+
+
+@dataclass(frozen=True)
+class PushService:
+    """What a change of one service is, and the row that shows it arrived."""
+
+    name: str
+    api: str  # the Google API client that makes the change
+    make_change: Callable[[Any, str, random.Random], str]  # (client, label, rng) -> changed id
+    table: type[Base]
+    key: InstrumentedAttribute  # the changed object's id
+    label: InstrumentedAttribute  # the column that holds the change's label
+
+    def row_committed(self, database: DatabaseResource, user_id: str, object_id: str) -> bool:
+        table: Any = self.table
+        with database.begin() as conn:
+            query = select(self.key).where(table.user_id == user_id, self.key == object_id)
+            return conn.execute(query).first() is not None
+
+    def rows_labelled(self, database: DatabaseResource, prefix: str) -> int:
+        with database.begin() as conn:
+            query = select(func.count()).select_from(self.table).where(self.label.like(f"{prefix}%"))
+            return conn.execute(query).scalar_one()
+
+
+SERVICES: dict[str, PushService] = {
+    service.name: service
+    for service in (
+        PushService(
+            "calendar", "calendar", insert_event, CalendarEvent, CalendarEvent.event_id, CalendarEvent.summary
+        ),
+        PushService("drive", "drive", upload_file, DriveFile, DriveFile.file_id, DriveFile.name),
+        PushService("gmail", "gmail", insert_message, Email, Email.message_id, Email.subject),
+    )
+}
+# Every service's first-sync job: all of them run before the changes, as in a deployment.
+FIRST_SYNC_JOBS = ("calendar_sync", "drive_sync", "email_sync")
+
+
 def row_committed(database: DatabaseResource, user_id: str, event_id: str) -> bool:
-    with database.begin() as conn:
-        query = select(CalendarEvent.event_id).where(
-            CalendarEvent.user_id == user_id, CalendarEvent.event_id == event_id
-        )
-        return conn.execute(query).first() is not None
+    """Whether the calendar event ``event_id`` of ``user_id`` is committed."""
+    return SERVICES["calendar"].row_committed(database, user_id, event_id)
 
 
 def first_sync(env: dict[str, str], user_ids: list[str], workdir: Path) -> float:
-    """Every user's first full sync and push channels: one batched run, as the first-sync run."""
-    command = [
-        sys.executable, "-m", "dagster", "job", "execute", "-m", "sunny_pipelines.definitions",
-        "-j", "calendar_sync", "--tags", json.dumps(range_tags(user_ids[0], user_ids[-1])),
-    ]  # fmt: skip
+    """Every user's first full sync and push channels of every service: one batched run per
+    service, as the first-sync runs."""
     started = time.perf_counter()
-    with open(workdir / "first_sync.log", "wb") as log:
-        completed = subprocess.run(command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    if completed.returncode != 0:
-        raise SystemExit(f"first sync failed ({completed.returncode}); see {workdir / 'first_sync.log'}")
+    for job in FIRST_SYNC_JOBS:
+        _, output = run_process(
+            dagster_job_command(job, user_ids, Trigger.FIRST_SYNC), env, f"first sync {job}"
+        )
+        (workdir / f"first_sync_{job}.log").write_text(output)
     return time.perf_counter() - started
 
 
 def measure_singles(
+    service: PushService,
     sandbox: str,
     grants: list[dict],
     database: DatabaseResource,
@@ -109,16 +185,20 @@ def measure_singles(
     changes = []
     for i in range(count):
         grant = rng.choice(grants)
-        client = clients.get(grant["id"]) or clients.setdefault(grant["id"], calendar_client(sandbox, grant))
+        if grant["id"] not in clients:
+            clients[grant["id"]] = google_client(sandbox, grant, service.api)
         pause = rng.uniform(0, max_pause)
-        body = event_body(rng, f"single {i}")
         time.sleep(pause)  # changes land anywhere in the sensor's cycle
         started = time.perf_counter()
-        event_id = client.events().insert(calendarId="primary", body=body).execute(num_retries=3)["id"]
+        object_id = service.make_change(clients[grant["id"]], f"single {i}", rng)
         user_id = grant["id"]
-        wait_for(lambda: row_committed(database, user_id, event_id), timeout=timeout, interval=0.05)  # noqa: B023
+        wait_for(
+            lambda: service.row_committed(database, user_id, object_id),  # noqa: B023
+            timeout=timeout,
+            interval=0.05,
+        )
         latency = time.perf_counter() - started
-        changes.append({"user_id": user_id, "event_id": event_id, "pause": pause, "latency": latency})
+        changes.append({"user_id": user_id, "object_id": object_id, "pause": pause, "latency": latency})
         print(f"  change {i + 1}/{count}: {latency:.2f} s (after a {pause:.1f} s pause)", flush=True)
     return changes
 
@@ -134,6 +214,7 @@ def inbox_counts(database: DatabaseResource, after_id: int) -> dict[str, int]:
 
 
 def measure_burst(
+    service: PushService,
     sandbox: str,
     grants: list[dict],
     database: DatabaseResource,
@@ -146,24 +227,23 @@ def measure_burst(
         before = conn.execute(select(func.coalesce(func.max(WebhookInbox.id), 0))).scalar_one()
     runs_before = instance.get_runs_count()
     tag = f"burst {rng.randrange(10**9)}"
-    per_user: dict[str, list[dict]] = {}
+    per_user: dict[str, list[str]] = {}
     for i in range(changes):
         grant = grants[i % len(grants)]
-        per_user.setdefault(grant["id"], []).append(event_body(rng, f"{tag} {i}"))
+        per_user.setdefault(grant["id"], []).append(f"{tag} {i}")
     by_id = {grant["id"]: grant for grant in grants}
+    # One seeded RNG per user, drawn up front: the pool's threads must not share one.
+    rngs = {user_id: random.Random(rng.randrange(2**32)) for user_id in per_user}
 
     def make_changes(user_id: str) -> int:
         # One client per task: httplib2 is not thread-safe.
-        client = calendar_client(sandbox, by_id[user_id])
-        for body in per_user[user_id]:
-            client.events().insert(calendarId="primary", body=body).execute(num_retries=3)
+        client = google_client(sandbox, by_id[user_id], service.api)
+        for label in per_user[user_id]:
+            service.make_change(client, label, rngs[user_id])
         return len(per_user[user_id])
 
     def committed_events() -> int:
-        with database.begin() as conn:
-            return conn.execute(
-                select(func.count()).select_from(CalendarEvent).where(CalendarEvent.summary.like(f"{tag} %"))
-            ).scalar_one()
+        return service.rows_labelled(database, f"{tag} ")
 
     started = time.perf_counter()
     with ThreadPoolExecutor(16) as pool:
@@ -205,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--service", choices=sorted(SERVICES), default="calendar", help="what is changed")
     parser.add_argument("--users", type=int, default=200, help="sandbox users (all connected, with channels)")
     parser.add_argument("--events", type=int, default=5, help="events seeded per user")
     parser.add_argument("--changes", type=int, default=100, help="single changes timed one at a time")
@@ -215,27 +296,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="where to write the figures (default .sunny/bench/...)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     rng = random.Random(args.seed)
+    service = SERVICES[args.service]
 
-    workdir = Path(tempfile.mkdtemp(prefix="sunny-bench-push-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"sunny-bench-push-{service.name}-"))
     url = fresh_database()
     key = new_token_key()
     database = DatabaseResource(url=url)
     print(f"logs and DAGSTER_HOME under {workdir}", flush=True)
-    with sandbox_process(workdir, users=args.users, events_per_user=args.events, seed=11) as sandbox:
+    # The receiver's port is chosen first: the sandbox's Pub/Sub subscription pushes to it.
+    receiver_port = free_port()
+    receiver_url = f"http://127.0.0.1:{receiver_port}"
+    gmail_endpoint = f"{receiver_url}/webhooks/google/gmail"
+    subscription = ["--pubsub-subscription", f"{GMAIL_TOPIC}={gmail_endpoint},{gmail_endpoint}"]
+    with sandbox_process(
+        workdir, users=args.users, events_per_user=args.events, seed=11, extra_args=subscription
+    ) as sandbox:
         grants = fetch_grants(sandbox)
-        with database.begin() as conn:
-            store_google_grants(conn, TokenCipher(key=key), grants)
-        user_ids = [grant["id"] for grant in grants]
-        receiver_port = free_port()
-        receiver_url = f"http://127.0.0.1:{receiver_port}"
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(dagster_home(workdir / "dagster_home", user_ids)),
-            "SUNNY_DATABASE_URL": url,
-            "SUNNY_TOKEN_KEY": key,
-            "SUNNY_SANDBOX_URL": sandbox,
-            "SUNNY_WEBHOOK_BASE_URL": receiver_url,
-            "PYTHONUNBUFFERED": "1",
+        user_ids = connect_users(database, key, grants)
+        env = app_env(
+            home=dagster_home(workdir / "dagster_home", user_ids),
+            database_url=url,
+            token_key=key,
+            sandbox_url=sandbox,
+            webhook_url=receiver_url,
+            gmail_topic=GMAIL_TOPIC,
+        )
+        # The receiver verifies the sandbox's signed Pub/Sub pushes (audience = the endpoint).
+        env |= {
+            "SUNNY_PUBSUB_AUDIENCE": gmail_endpoint,
+            "SUNNY_PUBSUB_SERVICE_ACCOUNT": PUBSUB_SERVICE_ACCOUNT,
         }
         receiver = python_command(
             "-m", "sunny_pipelines.webhooks", "--port", str(receiver_port), "--no-access-log",
@@ -244,10 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         with running(receiver, env, workdir / "receiver.log", lambda: http_ok(receiver_url + "/healthz")):
             onboarding = first_sync(env, user_ids, workdir)
             with database.begin() as conn:
-                channels = conn.execute(select(func.count()).select_from(WatchChannel)).scalar_one()
-            print(f"{len(user_ids)} users synced, {channels} channels, in {onboarding:.1f} s", flush=True)
-            if not channels:
-                raise SystemExit("the first sync opened no push channels; see first_sync.log")
+                query = select(WatchChannel.service, func.count()).group_by(WatchChannel.service)
+                channels = {str(name): n for name, n in conn.execute(query).all()}
+            print(f"{len(user_ids)} users synced, channels {channels}, in {onboarding:.1f} s", flush=True)
+            # Calendar channels are "calendar" and "calendar_list"; Drive "drive"; Gmail watches "gmail".
+            if not any(name.startswith(service.name) for name in channels):
+                raise SystemExit(f"the first sync opened no {service.name} push channel; see {workdir}")
 
             webserver_port = free_port()
             webserver = f"http://127.0.0.1:{webserver_port}"
@@ -262,34 +353,38 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(6)  # let the sensors' first ticks pass
                 runs_before = instance.get_runs_count()
                 singles = measure_singles(
-                    sandbox, grants, database, args.changes, args.max_pause, rng, args.timeout
+                    service, sandbox, grants, database, args.changes, args.max_pause, rng, args.timeout
                 )
                 singles_runs = instance.get_runs_count() - runs_before
                 burst = (
-                    measure_burst(sandbox, grants, database, instance, args.burst, rng, args.timeout)
+                    measure_burst(service, sandbox, grants, database, instance, args.burst, rng, args.timeout)
                     if args.burst
                     else None
                 )
 
     latency = latency_summary([change["latency"] for change in singles])
-    print(f"single changes: {latency['n']} (pauses 0–{args.max_pause:g} s), change -> committed row:")
+    print(
+        f"{service.name} single changes: {latency['n']} (pauses 0–{args.max_pause:g} s), "
+        "change -> committed row:"
+    )
     print(
         f"  p50 {latency['p50']:.2f} s, p95 {latency['p95']:.2f} s, p99 {latency['p99']:.2f} s, "
         f"max {latency['max']:.2f} s (target p95 <= 8 s); {singles_runs} runs launched"
     )
     if burst:
         print(
-            f"burst: {burst['changes']} changes across {burst['users']} users -> "
+            f"{service.name} burst: {burst['changes']} changes across {burst['users']} users -> "
             f"{burst['notifications_stored']} notifications stored {burst['inbox_statuses']}, "
             f"{burst['runs_launched']} runs launched; every inbox row finished after "
-            f"{burst['seconds_until_inbox_done']:.1f} s, every event committed after "
+            f"{burst['seconds_until_inbox_done']:.1f} s, every changed row committed after "
             f"{burst['seconds_until_events_committed']:.1f} s (targets: <= 120 s, <= 20 runs)"
         )
     write_json(
         args.json,
-        "push_path",
+        f"push_path-{service.name}",
         {
             "config": {
+                "service": service.name,
                 "users": len(grants),
                 "events_per_user": args.events,
                 "changes": args.changes,

@@ -13,7 +13,9 @@ import math
 import os
 import socket
 import statistics
+import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,6 +29,11 @@ from sqlalchemy.engine import make_url
 
 from sunny_pipelines.db import migrate
 from sunny_pipelines.db.engine import PROJECT_ROOT, normalize_url
+from sunny_pipelines.db.grants import store_google_grants
+from sunny_pipelines.partitions import TRIGGER_TAG, range_tags
+from sunny_pipelines.resources.cipher import TokenCipher
+from sunny_pipelines.resources.database import DatabaseResource
+from sunny_pipelines.vocabulary import Trigger
 from sunny_pipelines_tests.stack import running
 
 BENCH_DATABASE_URL = normalize_url(
@@ -35,6 +42,12 @@ BENCH_DATABASE_URL = normalize_url(
 DEFAULT_JSON_DIR = PROJECT_ROOT / ".sunny" / "bench"
 # The Dagster asset's default number of users worked on at once (SUNNY_USER_CONCURRENCY).
 DEFAULT_USER_CONCURRENCY = 8
+# Tables that hold the users and their grants: kept between samples. Everything else is emptied.
+KEPT_TABLES = {"users", "google_connections", "alembic_version"}
+
+
+def user_concurrency() -> int:
+    return int(os.environ.get("SUNNY_USER_CONCURRENCY", str(DEFAULT_USER_CONCURRENCY)))
 
 
 # --- database -------------------------------------------------------------------------------
@@ -54,6 +67,26 @@ def fresh_database(url: str = BENCH_DATABASE_URL) -> str:
 
 def new_token_key() -> str:
     return Fernet.generate_key().decode()
+
+
+def connect_users(database: DatabaseResource, token_key: str, grants: list[dict[str, Any]]) -> list[str]:
+    """Store the sandbox users' grants as a completed Google consent would; returns their ids in
+    the sandbox's order (the order their `users` partitions are added in)."""
+    with database.begin() as conn:
+        store_google_grants(conn, TokenCipher(key=token_key), grants)
+    return [grant["id"] for grant in grants]
+
+
+def reset_synced_tables(database: DatabaseResource) -> None:
+    """Back to the state right after the users connected: only users and grants remain."""
+    with database.begin() as conn:
+        tables = conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+        ).scalars()
+        emptied = [name for name in tables if name not in KEPT_TABLES]
+        if emptied:
+            quoted = ", ".join(f'"{name}"' for name in emptied)
+            conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY"))
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -78,14 +111,22 @@ def python_command(*args: str) -> list[str]:
 
 @contextmanager
 def sandbox_process(
-    workdir: Path, *, users: int, events_per_user: int, seed: int = 42, env: dict[str, str] | None = None
+    workdir: Path,
+    *,
+    users: int,
+    events_per_user: int,
+    seed: int = 42,
+    env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[str]:
-    """`python -m sunny_pipelines.sandbox` in its own process on a free port; yields its base URL."""
+    """`python -m sunny_pipelines.sandbox` in its own process on a free port; yields its base URL.
+    ``extra_args`` go to the sandbox's command line (such as ``--pubsub-subscription``)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = python_command(
         "-m", "sunny_pipelines.sandbox", "--port", str(port), "--users", str(users),
         "--events-per-user", str(events_per_user), "--seed", str(seed), "--log-level", "WARNING",
+        *extra_args,
     )  # fmt: skip
     ready = lambda: http_ok(base_url + "/sandbox/users")  # noqa: E731
     with running(command, env or dict(os.environ), workdir / "sandbox.log", ready):
@@ -97,6 +138,31 @@ def fetch_grants(sandbox_url: str) -> list[dict[str, Any]]:
     response = requests.get(sandbox_url.rstrip("/") + "/sandbox/users", timeout=60)
     response.raise_for_status()
     return response.json()
+
+
+def run_process(command: list[str], env: dict[str, str], what: str) -> tuple[float, str]:
+    """Run ``command`` to completion; its wall time (process start to exit) and its output.
+    Exits the benchmark, showing the output's tail, if the command failed."""
+    started = time.perf_counter()
+    completed = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    output = completed.stdout + completed.stderr
+    if completed.returncode != 0:
+        sys.stderr.write(output[-4000:])
+        raise SystemExit(f"{what} failed with exit code {completed.returncode}")
+    return elapsed, output
+
+
+def dagster_job_command(job: str, user_ids: Sequence[str], trigger: Trigger | None = None) -> list[str]:
+    """`dagster job execute` of ``job`` as one batched run over all of ``user_ids`` (a partition
+    range in the order they were added), tagged with ``trigger`` as a sensor would tag it."""
+    tags = range_tags(user_ids[0], user_ids[-1])
+    if trigger is not None:
+        tags[TRIGGER_TAG] = trigger.value
+    return [
+        sys.executable, "-m", "dagster", "job", "execute",
+        "-m", "sunny_pipelines.definitions", "-j", job, "--tags", json.dumps(tags),
+    ]  # fmt: skip
 
 
 def alternating_orders(sides: Sequence[str], samples: int) -> list[list[str]]:

@@ -1,6 +1,8 @@
 """Fast smoke tests of the benchmarks, run by default so that they cannot rot: the statistics
-and JSON helpers, the calendar benchmark's plain-loop process on 2 users, the upsert benchmark's
-round, and the real Google client the push benchmark drives. Real PostgreSQL, real sandbox."""
+and JSON helpers, the sync benchmark's plain-loop process on 2 users of each service, the upsert
+benchmark's round, the real Google client changes the push benchmark makes, and each benchmark
+mode run whole but tiny (2 users, 1 sample, no warm-up) in its own scratch database. Real
+PostgreSQL, real sandbox."""
 
 from __future__ import annotations
 
@@ -8,24 +10,30 @@ import json
 import math
 import os
 import random
+import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from sunny_pipelines.db.models import CalendarEvent, GoogleConnection, User
 from sunny_pipelines.db.upserts import upsert
-from sunny_pipelines_tests.benchmarks import bench_calendar_sync, bench_push_path, bench_upsert
+from sunny_pipelines_tests.benchmarks import bench_google_sync, bench_push_path, bench_upsert
 from sunny_pipelines_tests.benchmarks.common import (
     PROJECT_ROOT,
     alternating_orders,
     latency_summary,
     percentile,
     ratio,
+    reset_synced_tables,
     summarize,
     write_json,
 )
-from sunny_pipelines_tests.google_clients import calendar_client
+from sunny_pipelines_tests.google_clients import google_client
 
 
 def test_alternating_orders_put_each_side_first_in_turn():
@@ -58,7 +66,11 @@ def test_write_json(tmp_path):
     assert document["machine"]["cpus"] >= 1
 
 
-def test_plain_loop_process_syncs_the_users_it_is_given(database, cipher, sandbox, connected_users):
+@pytest.mark.parametrize("service_name", sorted(bench_google_sync.SERVICES))
+def test_plain_loop_process_syncs_the_users_it_is_given(
+    service_name, database, cipher, sandbox, connected_users
+):
+    service = bench_google_sync.SERVICES[service_name]
     chosen = [grant["id"] for grant in connected_users[:2]]
     env = {
         **os.environ,
@@ -68,7 +80,7 @@ def test_plain_loop_process_syncs_the_users_it_is_given(database, cipher, sandbo
         "SUNNY_USER_CONCURRENCY": "2",
     }
     completed = subprocess.run(
-        [sys.executable, "-m", bench_calendar_sync.MODULE, "loop", *chosen],
+        [sys.executable, "-m", bench_google_sync.MODULE, "loop", "--service", service_name, *chosen],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -78,15 +90,14 @@ def test_plain_loop_process_syncs_the_users_it_is_given(database, cipher, sandbo
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert (result["users"], result["failed"], result["concurrency"]) == (2, {}, 2)
+    rows: Any = service.rows_of
     with database.begin() as conn:
-        per_user = dict(
-            conn.execute(select(CalendarEvent.user_id, func.count()).group_by(CalendarEvent.user_id)).all()
-        )
+        per_user = dict(conn.execute(select(rows.user_id, func.count()).group_by(rows.user_id)).all())
     assert set(per_user) == set(chosen) and all(n > 0 for n in per_user.values())
 
     # Between samples only the synced data goes; users and grants stay.
-    bench_calendar_sync.reset_synced_tables(database)
-    assert bench_calendar_sync.count_events(database) == 0
+    reset_synced_tables(database)
+    assert bench_google_sync.count_rows(database, service) == 0
     with database.begin() as conn:
         assert conn.execute(select(func.count()).select_from(User)).scalar_one() == len(connected_users)
         assert conn.execute(select(func.count()).select_from(GoogleConnection)).scalar_one() == len(
@@ -107,11 +118,76 @@ def test_upsert_round_updates_every_row_with_both_methods(database):
     assert bench_upsert.updated_rows(database) == 40
 
 
-def test_push_benchmark_changes_go_through_the_real_google_client(database, sandbox, connected_users):
+def _read_back(client: Any, service_name: str, object_id: str) -> str:
+    """The label of the object a push benchmark change made, read back through the API."""
+    if service_name == "calendar":
+        return client.events().get(calendarId="primary", eventId=object_id).execute()["summary"]
+    if service_name == "drive":
+        return client.files().get(fileId=object_id, fields="name").execute()["name"]
+    headers = client.users().messages().get(userId="me", id=object_id, format="metadata").execute()
+    return next(h["value"] for h in headers["payload"]["headers"] if h["name"].lower() == "subject")
+
+
+@pytest.mark.parametrize("service_name", sorted(bench_push_path.SERVICES))
+def test_push_benchmark_changes_go_through_the_real_google_client(
+    service_name, database, sandbox, connected_users
+):
+    service = bench_push_path.SERVICES[service_name]
     grant = connected_users[0]
-    body = bench_push_path.event_body(random.Random(1), "smoke change")
-    events = calendar_client(sandbox.base_url, grant).events()
-    created = events.insert(calendarId="primary", body=body).execute()
-    assert events.get(calendarId="primary", eventId=created["id"]).execute()["summary"] == "smoke change"
-    assert not bench_push_path.row_committed(database, grant["id"], created["id"])
+    client = google_client(sandbox.base_url, grant, service.api)
+    object_id = service.make_change(client, "smoke change", random.Random(1))
+    assert _read_back(client, service_name, object_id) == "smoke change"
+    assert not service.row_committed(database, grant["id"], object_id)
+    assert service.rows_labelled(database, "smoke") == 0
     assert bench_push_path.inbox_counts(database, 0) == {}
+
+
+# --- each benchmark mode, whole but tiny ----------------------------------------------------------
+
+# (module, arguments, what its output must show)
+TINY_RUNS = {
+    "google_sync": (
+        bench_google_sync.MODULE,
+        ["--users", "2", "--samples", "1", "--no-warmup"],
+        [
+            rf"{name} ratio of medians dagster / loop: [0-9.]+x"
+            for name in [*bench_google_sync.SERVICES, "total"]
+        ],
+    ),
+    **{
+        f"push_{name}": (
+            "sunny_pipelines_tests.benchmarks.bench_push_path",
+            ["--service", name, "--users", "2", "--changes", "2", "--max-pause", "0.5", "--burst", "0"],
+            [rf"{name} single changes: 2 ", r"p50 [0-9.]+ s, p95 [0-9.]+ s, p99 [0-9.]+ s, max [0-9.]+ s"],
+        )
+        for name in ("drive", "gmail")
+    },
+}
+
+
+def _run_tiny(name: str, database_url: str, tmp_path: Any) -> tuple[str, subprocess.CompletedProcess]:
+    module, args, _ = TINY_RUNS[name]
+    # Each run drops and recreates its own scratch database, never the benchmarks' own.
+    url = make_url(database_url)
+    scratch = url.set(database=f"{url.database}_{name}").render_as_string(hide_password=False)
+    env = {**os.environ, "SUNNY_BENCH_DATABASE_URL": scratch}
+    command = [sys.executable, "-m", module, *args, "--json", str(tmp_path / f"{name}.json")]
+    completed = subprocess.run(
+        command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240
+    )
+    return name, completed
+
+
+def test_every_benchmark_mode_runs_tiny_and_prints_its_figures(database_url, tmp_path):
+    # The runs are mostly process start-up and waiting on sensors: side by side they take about
+    # as long as the slowest.
+    with ThreadPoolExecutor(len(TINY_RUNS)) as pool:
+        results = list(pool.map(lambda name: _run_tiny(name, database_url, tmp_path), TINY_RUNS))
+    for name, completed in results:
+        output = completed.stdout + completed.stderr
+        assert completed.returncode == 0, f"{name}:\n{output[-3000:]}"
+        for pattern in TINY_RUNS[name][2]:
+            assert re.search(pattern, completed.stdout), (
+                f"{name} did not print {pattern!r}:\n{output[-3000:]}"
+            )
+        assert json.loads((tmp_path / f"{name}.json").read_text())["config"]["users"] == 2
