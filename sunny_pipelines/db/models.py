@@ -279,6 +279,113 @@ class Email(Base):
     )
 
 
+class RecordingRulesRow(Base):
+    """A user's recording rules (`meetings.rules.RecordingRules` as JSON); no row means defaults."""
+
+    __tablename__ = "recording_rules"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    rules: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)
+    updated_at: Mapped[datetime] = _now_default()
+
+
+class MeetingOverride(Base):
+    """A user's per-event choice: always or never send a bot to this event."""
+
+    __tablename__ = "meeting_overrides"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    calendar_id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    # always | never
+    override: Mapped[str] = mapped_column(String(10), nullable=False)
+    updated_at: Mapped[datetime] = _now_default()
+
+
+class Meeting(Base):
+    """A real-world meeting, shared by every user whose calendar has it: same normalized meeting
+    URL and start time (``dedup_key``). One bot per meeting."""
+
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    meeting_url: Mapped[str] = mapped_column(Text, nullable=False)
+    platform: Mapped[str | None] = mapped_column(String(20))
+    title: Mapped[str | None] = mapped_column(Text)
+    start_time: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    end_time: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # upcoming | cancelled | completed
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="upcoming")
+    finalized_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = _now_default()
+    updated_at: Mapped[datetime] = _now_default()
+
+    __table_args__ = (Index("ix_meetings_start_time", "start_time"),)
+
+
+class MeetingParticipant(Base):
+    """Why a user's rules did or did not ask for a bot at a meeting (one row per user, meeting)."""
+
+    __tablename__ = "meeting_participants"
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    calendar_id: Mapped[str] = mapped_column(String(320), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(256), nullable=False)
+    want_bot: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    decision_code: Mapped[str] = mapped_column(String(40), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    decided_at: Mapped[datetime] = _now_default()
+
+    __table_args__ = (Index("ix_meeting_participants_user", "user_id"),)
+
+
+class MeetingBot(Base):
+    """An Attendee bot sent to a meeting."""
+
+    __tablename__ = "meeting_bots"
+
+    bot_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), nullable=False)
+    deduplication_key: Mapped[str] = mapped_column(String(128), nullable=False)
+    bot_name: Mapped[str | None] = mapped_column(String(200))
+    # Attendee's bot states (scheduled, staged, joining, joined_recording, ..., ended, fatal_error)
+    # plus `deleted` once we deleted a scheduled bot.
+    state: Mapped[str] = mapped_column(String(40), nullable=False)
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    join_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # not_started | in_progress | complete | failed | stored (in meeting_transcripts)
+    transcript_status: Mapped[str] = mapped_column(String(20), nullable=False, default="not_started")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    data_deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = _now_default()
+    updated_at: Mapped[datetime] = _now_default()
+
+    __table_args__ = (
+        Index("ix_meeting_bots_meeting", "meeting_id"),
+        Index("ix_meeting_bots_state", "state"),
+    )
+
+
+class MeetingTranscript(Base):
+    """One utterance of a meeting's transcript, as Attendee gives it."""
+
+    __tablename__ = "meeting_transcripts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), nullable=False)
+    bot_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    sequence: Mapped[int] = mapped_column(Integer, nullable=False)
+    speaker_name: Mapped[str | None] = mapped_column(Text)
+    speaker_uuid: Mapped[str | None] = mapped_column(String(128))
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (Index("ix_meeting_transcripts_bot_sequence", "bot_id", "sequence", unique=True),)
+
+
 class WebhookInbox(Base):
     """Every received push notification, stored before the webhook answers 2xx."""
 
