@@ -52,6 +52,7 @@ class Trigger(StrEnum):
     INBOX = "inbox"  # users with inbox rows to answer
     FIRST_SYNC = "first_sync"  # every user in the range: they were just connected
     BACKFILL = "backfill"  # every user in the range: an operator asked (no tag: a UI backfill)
+    UPSTREAM = "upstream"  # every user in the range: data the asset reads just changed for them
 
 
 class UserStatus(StrEnum):

@@ -315,7 +315,10 @@ class Meeting(Base):
     title: Mapped[str | None] = mapped_column(Text)
     start_time: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
     end_time: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    # upcoming | cancelled | completed
+    # The `updated` of the calendar event whose times the meeting has: a participant's calendar
+    # that has not seen a move yet never moves the meeting back.
+    event_updated: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # upcoming | completed
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="upcoming")
     finalized_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = _now_default()

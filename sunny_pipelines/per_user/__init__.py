@@ -143,7 +143,7 @@ def sync_users(
             claimed = inbox_rows.claim(
                 conn, user_id, spec.inbox_sources, run_id, datetime.now(UTC), claims_void
             )
-        everyone = trigger in (Trigger.FIRST_SYNC, Trigger.BACKFILL)
+        everyone = trigger in (Trigger.FIRST_SYNC, Trigger.BACKFILL, Trigger.UPSTREAM)
         if not (claimed or everyone or user_id in scheduled):
             return None
         try:

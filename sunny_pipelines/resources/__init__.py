@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from sunny_pipelines.db.engine import database_url_from_env
+from sunny_pipelines.resources.attendee import AttendeeResource
 from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleResource
@@ -31,7 +32,18 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         client_id=env_or_default("SUNNY_GOOGLE_CLIENT_ID", "sunny-local"),
         client_secret=env_or_default("SUNNY_GOOGLE_CLIENT_SECRET", "sunny-local-secret"),
     )
-    return {"database": database, "cipher": cipher, "google": google}
+    attendee = AttendeeResource(
+        base_url=env_or_default("SUNNY_ATTENDEE_URL", DEFAULT_SANDBOX_URL),
+        api_key=env_or_default("SUNNY_ATTENDEE_API_KEY", "sunny-local-attendee-key"),
+    )
+    return {"database": database, "cipher": cipher, "google": google, "attendee": attendee}
 
 
-__all__ = ["DatabaseResource", "GoogleResource", "TokenCipher", "build_resources", "env_or_default"]
+__all__ = [
+    "AttendeeResource",
+    "DatabaseResource",
+    "GoogleResource",
+    "TokenCipher",
+    "build_resources",
+    "env_or_default",
+]

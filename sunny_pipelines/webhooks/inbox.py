@@ -20,7 +20,14 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from sunny_pipelines.db.models import GoogleConnection, User, WatchChannel, WebhookInbox
+from sunny_pipelines.db.models import (
+    GoogleConnection,
+    MeetingBot,
+    MeetingParticipant,
+    User,
+    WatchChannel,
+    WebhookInbox,
+)
 from sunny_pipelines.db.secrets import channel_token_matches
 from sunny_pipelines.vocabulary import ChannelStatus, InboxStatus, Source, UserStatus
 
@@ -227,11 +234,21 @@ def store_attendee_notification(
     engine: Engine, payload: dict[str, Any], claimed_user: str | None
 ) -> StoreResult:
     """Queue a verified Attendee webhook. ``claimed_user`` comes from bot_metadata and is kept
-    only if such a user exists, so the inbox sensor never sees a made-up partition key."""
+    only if such a user exists, so the inbox sensor never sees a made-up partition key; without
+    one, the user is resolved from the bot: a participant who wants it (else any participant)."""
     with _transaction(engine) as conn:
         user_id = None
         if claimed_user is not None:
             user_id = conn.execute(select(User.id).where(User.id == claimed_user)).scalar_one_or_none()
+        bot_id = payload.get("bot_id")
+        if user_id is None and isinstance(bot_id, str):
+            user_id = conn.execute(
+                select(MeetingParticipant.user_id)
+                .join(MeetingBot, MeetingBot.meeting_id == MeetingParticipant.meeting_id)
+                .where(MeetingBot.bot_id == bot_id)
+                .order_by(MeetingParticipant.want_bot.desc(), MeetingParticipant.user_id)
+                .limit(1)
+            ).scalar_one_or_none()
         inbox_id = insert_inbox_row(
             conn,
             source=Source.ATTENDEE,

@@ -1,0 +1,39 @@
+"""Bot decisions right after calendar syncs: a calendar push reaches the decision without
+waiting for a schedule."""
+
+import dagster as dg
+
+from sunny_pipelines.meetings.assets import CALENDAR_EVENTS
+from sunny_pipelines.meetings.jobs import meeting_bots_job
+from sunny_pipelines.partitions import range_run_requests, users
+from sunny_pipelines.vocabulary import Trigger
+
+# Materializations read per tick: a batched calendar run writes one per user.
+EVENTS_PER_TICK = 2000
+
+
+@dg.sensor(
+    job=meeting_bots_job,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests bot decisions for the users whose calendar_events partition was just "
+    "materialized, batched into ranges.",
+)
+def meetings_after_calendar_sync_sensor(
+    context: dg.SensorEvaluationContext,
+) -> dg.SensorResult | dg.SkipReason:
+    records = context.instance.fetch_materializations(
+        CALENDAR_EVENTS, limit=EVENTS_PER_TICK, cursor=context.cursor, ascending=True
+    )
+    synced = {r.partition_key for r in records.records if r.partition_key}
+    if not synced:
+        return dg.SkipReason("no calendar sync since the last tick")
+    keys = context.instance.get_dynamic_partitions(users.name)
+    requests = range_run_requests(
+        keys,
+        synced & set(keys),
+        run_key_prefix=f"after-calendar:{records.cursor}",
+        trigger=Trigger.UPSTREAM,
+        job_name=meeting_bots_job.name,
+    )
+    return dg.SensorResult(run_requests=requests, cursor=records.cursor)
