@@ -7,7 +7,7 @@ the evidence; `meeting_participants` stores both so an operator sees why a bot w
 
 Precedence (the first step that settles the question gives the code and the reason):
 
-1. **Qualification** — is there anything a bot could join? In order: not deleted, not cancelled,
+1. **Qualification** — is there anything a bot could join? In order: not cancelled, not deleted,
    a meeting URL, on a platform Attendee joins (Zoom, Google Meet, Teams, Webex; ``other`` is not),
    not all-day, a start and an end time, an end after the start, not ended (``end_time <= now``
    has ended; a meeting in progress still qualifies), and starting within the look-ahead window
@@ -394,12 +394,13 @@ def qualification(event: MeetingEvent, now: datetime, lookahead_days: int) -> De
     def no(code: DecisionCode, reason: str) -> Decision:
         return Decision(False, code, reason)
 
+    # A cancelled event's row is also deleted; "cancelled" is the more telling reason.
+    if event.status == "cancelled":
+        return no(DecisionCode.CANCELLED, "the event is cancelled")
     if event.deleted_at is not None:
         return no(
             DecisionCode.DELETED, f"the event was deleted from the calendar at {_fmt(event.deleted_at)}"
         )
-    if event.status == "cancelled":
-        return no(DecisionCode.CANCELLED, "the event is cancelled")
     if not event.meeting_url:
         return no(DecisionCode.NO_MEETING_URL, "the event has no meeting link")
     if event.meeting_platform not in SUPPORTED_PLATFORMS:
