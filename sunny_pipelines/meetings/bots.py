@@ -42,7 +42,6 @@ from sunny_pipelines.meetings.rules import Decision, MeetingEvent, Override, Rec
 from sunny_pipelines.resources.attendee import AttendeeClient, AttendeeError
 from sunny_pipelines.resources.database import DatabaseResource
 
-JOIN_MINUTES_BEFORE = 2
 # Meetings that started this long ago are still looked at (in progress, or just cancelled).
 LOOKBACK = timedelta(days=1)
 MEETING_LOCK_WAIT_SECONDS = 60.0
@@ -262,9 +261,10 @@ def reconcile_meeting(
                 .all()
             )
             bot = _live_bot(conn, meeting_id)
-            bot_name = _rules(conn, wanting[0]).bot_name if wanting else None
+            # The bot is the first wanting participant's: their name for it, their lead time.
+            rules = _rules(conn, wanting[0]) if wanting else RecordingRules()
         result.meetings_wanted += bool(wanting)
-        join_at = join_time(meeting.start_time, JOIN_MINUTES_BEFORE, now)
+        join_at = join_time(meeting.start_time, rules.join_minutes_before, now)
         plan = plan_bot(
             wanted=bool(wanting),
             join_at=join_at,
@@ -276,10 +276,10 @@ def reconcile_meeting(
             if made is not None:
                 result.adopted += 1
             else:
-                made = _create(client, meeting, join_at, bot_name or "Sunny Notetaker", wanting[0])
+                made = _create(client, meeting, join_at, rules.bot_name, wanting[0])
                 result.created += 1
             with database.begin() as conn:
-                _record_bot(conn, meeting_id, made, bot_name)
+                _record_bot(conn, meeting_id, made, rules.bot_name)
         elif plan.action == BotAction.MOVE:
             moved = client.move_bot(bot.bot_id, join_at)
             result.moved += 1

@@ -12,7 +12,7 @@ from sunny_pipelines.resources.attendee import AttendeeResource
 from sunny_pipelines.resources.database import DatabaseResource
 
 meeting_bots_job = per_user_job(
-    "meeting_bots", meeting_bots, "Decide a range of users' meetings and send, move or delete their bots."
+    "bot_scheduling", meeting_bots, "Decide a range of users' meetings and send, move or delete their bots."
 )
 
 
