@@ -15,6 +15,7 @@ from sunny_pipelines.db import migrate
 from sunny_pipelines.db.engine import normalize_url
 from sunny_pipelines.db.grants import store_google_grants
 from sunny_pipelines.db.models import Base
+from sunny_pipelines.resources.attendee import AttendeeResource
 from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleResource
@@ -105,8 +106,16 @@ def connected_users(database: DatabaseResource, cipher: TokenCipher, sandbox) ->
 
 
 @pytest.fixture
-def resources(database: DatabaseResource, cipher: TokenCipher, google: GoogleResource) -> dict:
-    return {"database": database, "cipher": cipher, "google": google}
+def attendee(sandbox) -> AttendeeResource:
+    """Attendee as the code location sees it: the sandbox's, with its default API key."""
+    return AttendeeResource(base_url=sandbox.base_url, timeout_seconds=5.0)
+
+
+@pytest.fixture
+def resources(
+    database: DatabaseResource, cipher: TokenCipher, google: GoogleResource, attendee: AttendeeResource
+) -> dict:
+    return {"database": database, "cipher": cipher, "google": google, "attendee": attendee}
 
 
 @pytest.fixture

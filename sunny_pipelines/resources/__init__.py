@@ -33,7 +33,10 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         client_secret=env_or_default("SUNNY_GOOGLE_CLIENT_SECRET", "sunny-local-secret"),
     )
     attendee = AttendeeResource(
-        base_url=env_or_default("SUNNY_ATTENDEE_URL", DEFAULT_SANDBOX_URL),
+        # Locally Attendee is the sandbox too, wherever SUNNY_SANDBOX_URL puts it.
+        base_url=env_or_default(
+            "SUNNY_ATTENDEE_URL", env_or_default("SUNNY_SANDBOX_URL", DEFAULT_SANDBOX_URL)
+        ),
         api_key=env_or_default("SUNNY_ATTENDEE_API_KEY", "sunny-local-attendee-key"),
     )
     return {"database": database, "cipher": cipher, "google": google, "attendee": attendee}

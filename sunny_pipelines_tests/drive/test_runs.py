@@ -54,12 +54,12 @@ def test_batched_run_and_schedule_cover_every_due_user(resources, database, sand
 
 
 def test_a_drive_change_pushed_through_the_receiver_syncs_only_that_user(
-    database, cipher, sandbox, connected_users, receiver
+    resources, database, cipher, sandbox, connected_users, receiver
 ):
     google = GoogleResource(
         database=database, cipher=cipher, sandbox_url=sandbox.base_url, push_receiver_url=receiver
     )
-    resources = {"database": database, "cipher": cipher, "google": google}
+    resources = {**resources, "google": google}
     defs = build_defs(resources)
     keys = [u["id"] for u in connected_users]
     ada = connected_users[0]
@@ -92,12 +92,12 @@ def test_a_drive_change_pushed_through_the_receiver_syncs_only_that_user(
 
 
 def test_watch_cleanup_replaces_expiring_channels_and_stops_orphaned_ones(
-    database, cipher, sandbox, connected_users, receiver
+    resources, database, cipher, sandbox, connected_users, receiver
 ):
     google = GoogleResource(
         database=database, cipher=cipher, sandbox_url=sandbox.base_url, push_receiver_url=receiver
     )
-    resources = {"database": database, "cipher": cipher, "google": google}
+    resources = {**resources, "google": google}
     defs = build_defs(resources)
     keys = [u["id"] for u in connected_users]
     ada, alan, _ = connected_users

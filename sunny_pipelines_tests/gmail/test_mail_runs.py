@@ -38,11 +38,11 @@ def watches(database, user_id: str) -> list:
         ).all()
 
 
-def push_resources(database, cipher, sandbox) -> dict:
+def push_resources(resources, database, cipher, sandbox) -> dict:
     google = GoogleResource(
         database=database, cipher=cipher, sandbox_url=sandbox.base_url, gmail_pubsub_topic=GMAIL_TOPIC
     )
-    return {"database": database, "cipher": cipher, "google": google}
+    return {**resources, "google": google}
 
 
 def test_email_processing_schedule_syncs_and_processes_every_due_user(
@@ -66,9 +66,9 @@ def test_email_processing_schedule_syncs_and_processes_every_due_user(
 
 
 def test_a_new_message_pushed_through_pubsub_syncs_only_that_mailbox(
-    database, cipher, sandbox, connected_users, receiver
+    resources, database, cipher, sandbox, connected_users, receiver
 ):
-    resources = push_resources(database, cipher, sandbox)
+    resources = push_resources(resources, database, cipher, sandbox)
     defs = build_defs(resources)
     keys = [u["id"] for u in connected_users]
     ada = connected_users[0]
@@ -98,9 +98,9 @@ def test_a_new_message_pushed_through_pubsub_syncs_only_that_mailbox(
 
 
 def test_watch_renewal_renews_day_old_watches_and_departed_users_are_stopped(
-    database, cipher, sandbox, connected_users, receiver
+    resources, database, cipher, sandbox, connected_users, receiver
 ):
-    resources = push_resources(database, cipher, sandbox)
+    resources = push_resources(resources, database, cipher, sandbox)
     defs = build_defs(resources)
     keys = [u["id"] for u in connected_users]
     ada, alan, _ = connected_users
