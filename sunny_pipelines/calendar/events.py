@@ -2,56 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-# Meeting links by platform, most specific first. URLs stop at whitespace, quotes and markup.
-_URL_END = r"[^\s\"'<>)\]]*"
-MEETING_URL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("google_meet", re.compile(r"https://meet\.google\.com/[a-z]{3}-[a-z]{4}-[a-z]{3}" + _URL_END)),
-    ("zoom", re.compile(r"https://(?:[\w-]+\.)*zoom\.us/(?:j|my|w|s)/" + _URL_END)),
-    (
-        "teams",
-        re.compile(r"https://teams\.(?:microsoft|live)\.com/(?:l/meetup-join|meet)/" + _URL_END),
-    ),
-    ("webex", re.compile(r"https://(?:[\w-]+\.)*webex\.com/" + _URL_END)),
-]
-
-
-def classify_meeting_url(url: str) -> str | None:
-    """The platform of a meeting URL, or None if it is not a known meeting link."""
-    for platform, pattern in MEETING_URL_PATTERNS:
-        if pattern.match(url):
-            return platform
-    return None
-
-
-def find_meeting_url(text: str | None) -> tuple[str, str] | None:
-    """The first meeting link in free text (a location or an HTML description)."""
-    if not text:
-        return None
-    best: tuple[int, str, str] | None = None
-    for platform, pattern in MEETING_URL_PATTERNS:
-        match = pattern.search(text)
-        if match and (best is None or match.start() < best[0]):
-            best = (match.start(), match.group(0).rstrip(".,;"), platform)
-    return (best[1], best[2]) if best else None
-
-
-def extract_meeting_url(event: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(meeting_url, platform) of an event: conference data first, then location, then description."""
-    if event.get("hangoutLink"):
-        return event["hangoutLink"], "google_meet"
-    for entry in (event.get("conferenceData") or {}).get("entryPoints") or []:
-        uri = entry.get("uri") or ""
-        if entry.get("entryPointType") == "video" and uri:
-            return uri, classify_meeting_url(uri) or "other"
-    for field in ("location", "description"):
-        found = find_meeting_url(event.get(field))
-        if found:
-            return found
-    return None, None
+from sunny_pipelines.calendar.meeting_links import extract_meeting_link
 
 
 def parse_rfc3339(value: str | None) -> datetime | None:
@@ -82,7 +36,9 @@ def event_row(user_id: str, calendar_id: str, event: dict[str, Any]) -> dict[str
     start, all_day = parse_event_time(event.get("start"))
     end, _ = parse_event_time(event.get("end"))
     original_start, _ = parse_event_time(event.get("originalStartTime"))
-    meeting_url, platform = extract_meeting_url(event)
+    link = extract_meeting_link(event)
+    # The normalised URL: the meetings domain matches one meeting across users on it.
+    meeting_url, platform = (link.url, link.platform) if link else (None, None)
     attendees = [
         {
             "email": a.get("email"),

@@ -2,19 +2,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sunny_pipelines.calendar.events import (
-    cancelled_row,
-    event_row,
-    extract_meeting_url,
-    find_meeting_url,
-)
+from sunny_pipelines.calendar.events import cancelled_row, event_row
 
 
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
         (
-            {"hangoutLink": "https://meet.google.com/abc-defg-hij"},
+            {"hangoutLink": "https://meet.google.com/abc-defg-hij?authuser=1&hs=122"},
             ("https://meet.google.com/abc-defg-hij", "google_meet"),
         ),
         (
@@ -22,7 +17,10 @@ from sunny_pipelines.calendar.events import (
                 "conferenceData": {
                     "entryPoints": [
                         {"entryPointType": "phone", "uri": "tel:+1-555-0100"},
-                        {"entryPointType": "video", "uri": "https://us02web.zoom.us/j/81234567890?pwd=abc"},
+                        {
+                            "entryPointType": "video",
+                            "uri": "https://US02WEB.zoom.us/j/81234567890?pwd=abc&uname=A",
+                        },
                     ]
                 }
             },
@@ -30,10 +28,12 @@ from sunny_pipelines.calendar.events import (
         ),
         (
             {
-                "location": "https://teams.microsoft.com/l/meetup-join/19%3ameeting_X%40thread.v2/0?context=%7b%7d"
+                "location": "https://teams.microsoft.com/l/meetup-join/19%3ameeting_X%40thread.v2/0"
+                "?context=%7b%22Tid%22%3a%22T1%22%7d"
             },
             (
-                "https://teams.microsoft.com/l/meetup-join/19%3ameeting_X%40thread.v2/0?context=%7b%7d",
+                "https://teams.microsoft.com/l/meetup-join/19%3Ameeting_X%40thread.v2/0"
+                "?context=%7B%22Tid%22%3A%22t1%22%7D",
                 "teams",
             ),
         ),
@@ -45,8 +45,12 @@ from sunny_pipelines.calendar.events import (
             ("https://acme.webex.com/meet/jdoe", "webex"),
         ),
         (
-            {"description": "Dial https://zoom.us/j/123. Or https://meet.google.com/xyz-abcd-efg"},
-            ("https://zoom.us/j/123", "zoom"),
+            {
+                "conferenceData": {
+                    "entryPoints": [{"entryPointType": "video", "uri": "https://whereby.com/acme"}]
+                }
+            },
+            ("https://whereby.com/acme", "other"),
         ),
         (
             {"location": "Conference room B", "description": "Agenda: https://docs.example.com/x"},
@@ -55,22 +59,9 @@ from sunny_pipelines.calendar.events import (
         ({}, (None, None)),
     ],
 )
-def test_extract_meeting_url(event, expected):
-    assert extract_meeting_url(event) == expected
-
-
-def test_conference_link_wins_over_location():
-    event = {
-        "location": "https://zoom.us/j/999",
-        "conferenceData": {
-            "entryPoints": [{"entryPointType": "video", "uri": "https://meet.google.com/aaa-bbbb-ccc"}]
-        },
-    }
-    assert extract_meeting_url(event) == ("https://meet.google.com/aaa-bbbb-ccc", "google_meet")
-
-
-def test_find_meeting_url_strips_trailing_punctuation():
-    assert find_meeting_url("see https://zoom.us/j/42;") == ("https://zoom.us/j/42", "zoom")
+def test_event_row_stores_the_normalised_meeting_link(event, expected):
+    row = event_row("u1", "c", {"id": "e", **event})
+    assert (row["meeting_url"], row["meeting_platform"]) == expected
 
 
 def test_event_row_timed_instance():
@@ -95,6 +86,7 @@ def test_event_row_timed_instance():
     assert row["recurring_event_id"] == "series1"
     assert row["organizer_email"] == "boss@example.com"
     assert row["attendees"][0]["self"] is True
+    assert row["meeting_url"] == "https://meet.google.com/abc-defg-hij"
     assert row["meeting_platform"] == "google_meet"
     assert row["updated"] == datetime(2026, 11, 20, 10, tzinfo=UTC)
     assert row["deleted_at"] is None
