@@ -236,7 +236,8 @@ class AttendeeApi:
         except ValueError:
             raise _field_error(
                 "join_at",
-                "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
+                "Datetime has wrong format. Use one of these formats instead: "
+                "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
             ) from None
 
     @staticmethod
