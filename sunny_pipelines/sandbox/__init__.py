@@ -1,5 +1,5 @@
 """Local emulator of the external services Sunny talks to (Google OAuth, Calendar v3, Drive v3 and
-Gmail v1 so far).
+Gmail v1, Attendee's bots API).
 
 One server (`server.SandboxServer`: Starlette routing served by uvicorn from a background thread)
 serves many users at once from an in-memory `world.World`. The real google-api-python-client and
@@ -17,7 +17,8 @@ Layout:
                 plugin (service registration)
     services/   one module per emulated service, each registering a `core.plugin.ServicePlugin`:
                 google_oauth (/token, /revoke, /tokeninfo, userinfo, certs), calendar/ (store, api,
-                recurrence, seed), drive/, gmail/; Attendee and OpenAI are added the same way
+                recurrence, seed), drive/, gmail/, attendee/ (bots on the sandbox clock, transcripts,
+                signed webhooks); OpenAI is added the same way
     world.py    the world: the core pieces plus one instance of each service, and the Python API
                 tests use (`list_users`, `calendar_truth`, `inject_fault`, ...)
     seed.py     the generated world: people, then each service's `seed` from the same random stream
@@ -43,7 +44,13 @@ Control endpoints, for tests and for processes other than the one running the sa
                                       subscription: what a Gmail watch publishes to the topic is
                                       pushed, signed for the audience (default: the endpoint)
     GET  /sandbox/pubsub/subscriptions ?topic= -> {"subscriptions", "delivered", "dropped"}
+    GET  /sandbox/attendee/bots       every Attendee bot (World.attendee_bots)
+    POST /sandbox/attendee/bots/<id>/end   the meeting ends now (the bot leaves, then ends)
+    POST /sandbox/attendee/bots/<id>/fail  {"reason"?}: the bot ends in fatal_error
+    POST /sandbox/attendee/webhooks   {"url", "triggers"?} -> 201: a project-level Attendee webhook
+    GET  /sandbox/attendee/webhooks   {"subscriptions", "delivered", "dropped"}
 
 Start it with `python -m sunny_pipelines.sandbox --port 8765 --users 3` (add
-`--pubsub-subscription projects/P/topics/T=ENDPOINT[,AUDIENCE]` for Gmail pushes).
+`--pubsub-subscription projects/P/topics/T=ENDPOINT[,AUDIENCE]` for Gmail pushes, and
+`--attendee-webhook URL --attendee-webhook-secret B64 --attendee-api-key KEY` for Attendee).
 """

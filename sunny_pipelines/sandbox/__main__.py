@@ -36,6 +36,26 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="a Pub/Sub push subscription (repeatable): what a Gmail watch publishes to TOPIC "
         "(projects/P/topics/T) is pushed, signed for AUDIENCE (default: ENDPOINT), to ENDPOINT",
     )
+    parser.add_argument(
+        "--attendee-api-key",
+        default="sunny-local-attendee-key",
+        help="the key Attendee's API accepts in `Authorization: Token <key>` "
+        "(default sunny-local-attendee-key)",
+    )
+    parser.add_argument(
+        "--attendee-webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a project-level Attendee webhook (repeatable): bot.state_change and transcript.update, signed",
+    )
+    parser.add_argument(
+        "--attendee-webhook-secret",
+        default=None,
+        metavar="BASE64",
+        help="the Attendee project's webhook signing secret, base64 (give the receiver the same one as "
+        "SUNNY_ATTENDEE_WEBHOOK_SECRET; default: the sandbox's fixed local secret)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
 
@@ -85,7 +105,15 @@ def serve(args: argparse.Namespace) -> int:
         events_per_user=args.events_per_user,
         seed=args.seed,
         notification_drop_rate=args.notification_drop_rate,
-    ).start()
+    )
+    # Attendee's project settings go in before the server answers its first request.
+    server.world.attendee_api_key = args.attendee_api_key
+    if args.attendee_webhook_secret:
+        server.world.attendee_webhook_secret = args.attendee_webhook_secret
+    for url in args.attendee_webhook:
+        server.world.attendee_subscribe(url)
+        log.info("attendee webhook -> %s", url)
+    server.start()
     for topic, endpoint, audience in args.pubsub_subscription:
         sub = server.world.create_push_subscription(topic, endpoint, audience)
         log.info(

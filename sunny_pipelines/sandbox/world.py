@@ -39,6 +39,10 @@ from sunny_pipelines.sandbox.core.signing import (
 
 __all__ = ["AccessToken", "Channel", "OAuthError", "User", "World"]
 
+DEFAULT_ATTENDEE_API_KEY = "sunny-local-attendee-key"
+# base64 of b"sunny-local-attendee-webhook-secret": the project secret Attendee shows, base64.
+DEFAULT_ATTENDEE_WEBHOOK_SECRET = "c3VubnktbG9jYWwtYXR0ZW5kZWUtd2ViaG9vay1zZWNyZXQ="
+
 GOOGLE_USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 
 
@@ -60,6 +64,11 @@ class World:
         # Push subscriptions (Gmail's watch topics), delivered with signed pushes in the background.
         self.pubsub = PubSub(self.pubsub_push, drop_rate=lambda: self.channels.notification_drop_rate)
         self._closing = threading.Event()
+        # Attendee: the one project's API key and webhook secret (base64), and the Retry-After of
+        # its injected 429s.
+        self.attendee_api_key = DEFAULT_ATTENDEE_API_KEY
+        self.attendee_webhook_secret = DEFAULT_ATTENDEE_WEBHOOK_SECRET
+        self.attendee_retry_after_seconds = 1
         available = registered_services()
         names = list(available) if services is None else services
         self.services: dict[str, ServicePlugin] = {}
@@ -82,6 +91,8 @@ class World:
     def advance_clock(self, seconds: float) -> None:
         """Move the sandbox clock forward: tokens and channels expire without waiting."""
         self.clock.advance(seconds)
+        for service in self.services.values():
+            service.on_clock_advanced()  # e.g. Attendee's bots move on at once
 
     @property
     def anchor(self) -> datetime:
@@ -173,6 +184,10 @@ class World:
         if user_email is not None and self.user_by_email(user_email) is None:
             raise KeyError(user_email)
         email = user_email.strip().lower() if user_email else None
+        for service in self.services.values():
+            if kind in service.direct_fault_kinds:
+                service.inject_fault(kind, email, count, latency_ms, status)
+                return
         if kind in QUEUED_FAULT_KINDS:
             self.faults.queue(kind, email, count, latency_ms, status)
             return
@@ -191,6 +206,8 @@ class World:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+        for service in self.services.values():
+            service.clear_faults()
 
     # -- counters -----------------------------------------------------------------------------------------
 
@@ -237,11 +254,14 @@ class World:
         return self.channels.dropped
 
     def wait_notifications_idle(self, timeout: float = 5.0) -> bool:
-        """Block until every queued channel notification and Pub/Sub push has been delivered (or
-        dropped); False on timeout."""
+        """Block until every queued channel notification, Pub/Sub push and service push (Attendee
+        webhooks) has been delivered (or dropped); False on timeout."""
         deadline = time.monotonic() + timeout
-        channels_idle = self.channels.wait_idle(timeout)
-        return self.pubsub.wait_idle(max(deadline - time.monotonic(), 0.0)) and channels_idle
+        idle = self.channels.wait_idle(timeout)
+        idle = self.pubsub.wait_idle(max(deadline - time.monotonic(), 0.0)) and idle
+        for service in self.services.values():
+            idle = service.wait_idle(max(deadline - time.monotonic(), 0.0)) and idle
+        return idle
 
     # -- signed pushes (Pub/Sub for Gmail, Attendee webhooks) -------------------------------------------
 
@@ -304,3 +324,37 @@ class World:
             "User-Agent": "Attendee-Webhook/1.0",
         }
         return http_post(url, canonical_json(payload), headers, timeout)
+
+    # -- Attendee (one project; the `attendee` service) -------------------------------------------------
+
+    @property
+    def attendee(self) -> Any:
+        """The Attendee service (`services.attendee.AttendeeService`)."""
+        return self.services["attendee"]
+
+    def attendee_bots(self) -> list[dict[str, Any]]:
+        """Every Attendee bot ever created, oldest first: the API's view plus `deleted`,
+        `data_deleted`, `fatal_reason`, `meeting_seconds`, `bot_name`, `created_at`, `webhooks`."""
+        return self.attendee.bots()
+
+    def attendee_bot(self, bot_id: str) -> dict[str, Any]:
+        return next(b for b in self.attendee_bots() if b["id"] == bot_id)
+
+    def attendee_subscribe(self, url: str, triggers: list[str] | None = None) -> dict[str, Any]:
+        """A project-level webhook (default triggers: bot.state_change and transcript.update), signed
+        with `attendee_webhook_secret`; a bot created with its own `webhooks` uses those instead."""
+        return self.attendee.subscribe(url, triggers)
+
+    def attendee_end_meeting(self, bot_id: str) -> dict[str, Any]:
+        """Test hook: the meeting ends now; the bot leaves, post-processes and ends as the clock
+        moves on (`advance_clock(15)` reaches `ended`)."""
+        return self.attendee.end_meeting(bot_id)
+
+    def attendee_fail_bot(self, bot_id: str, reason: str = "process_terminated") -> dict[str, Any]:
+        """End a live bot in `fatal_error` with `reason` as the event's sub type."""
+        return self.attendee.fail_bot(bot_id, reason)
+
+    @property
+    def attendee_webhooks(self) -> list[dict[str, Any]]:
+        """Every Attendee webhook sent (url, trigger, bot_id, payload, status, error, attempts, dropped)."""
+        return list(self.attendee.sender.delivered)

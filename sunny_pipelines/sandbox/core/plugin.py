@@ -13,7 +13,10 @@ module and nothing else. The plugin tells the core:
 - `truth(user)`: the `GET /sandbox/<name>/truth?email=` answer (what the service holds for a user);
 - `error_prefixes`: first path segments answered in Google's JSON error format when no route matches;
 - `fault_kinds` / `apply_fault`: faults that take effect at once for one user
-  (e.g. `invalidate_sync_tokens`);
+  (e.g. `invalidate_sync_tokens`); kinds also in `direct_fault_kinds` go to `inject_fault` whole
+  (count, latency, status; user or None) instead, for services that are not per user (Attendee);
+- `clear_faults`, `on_clock_advanced`, `wait_idle`: hooks of `World.clear_faults`,
+  `World.advance_clock` and `World.wait_notifications_idle`;
 - `on_user_added(user)`: per-user state to create with a new user (e.g. the primary calendar);
 - `seed(ctx, users, per_user)`: the generated data of a seeded world (`sandbox.seed`).
 """
@@ -69,6 +72,7 @@ class ServicePlugin:
     error_prefixes: ClassVar[tuple[str, ...]] = ()
     watch_kinds: ClassVar[tuple[WatchKind, ...]] = ()
     fault_kinds: ClassVar[tuple[str, ...]] = ()
+    direct_fault_kinds: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -88,6 +92,21 @@ class ServicePlugin:
 
     def apply_fault(self, kind: str, user: User) -> None:
         raise ValueError(f"the {self.name} service has no fault {kind!r}")
+
+    def inject_fault(
+        self, kind: str, email: str | None, count: int, latency_ms: int, status: int | None
+    ) -> None:
+        raise ValueError(f"the {self.name} service has no fault {kind!r}")
+
+    def clear_faults(self) -> None:
+        pass
+
+    def on_clock_advanced(self) -> None:
+        pass
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until the service's own outgoing pushes are delivered; False on timeout."""
+        return True
 
     def close(self) -> None:
         pass
