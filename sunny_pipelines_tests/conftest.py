@@ -121,7 +121,7 @@ def resources(
 @pytest.fixture
 def receiver(database: DatabaseResource, sandbox) -> Iterator[str]:
     """The webhook receiver served by uvicorn over HTTP, writing to the test database, with the
-    sandbox's Pub/Sub push subscription for `GMAIL_TOPIC` pointing at it."""
+    sandbox's Pub/Sub push subscription for `GMAIL_TOPIC` and its Attendee webhooks pointing at it."""
     from sunny_pipelines.sandbox.core.signing import PUBSUB_SERVICE_ACCOUNT
     from sunny_pipelines.webhooks import WebhookSettings, create_app, serve_in_thread
 
@@ -132,9 +132,11 @@ def receiver(database: DatabaseResource, sandbox) -> Iterator[str]:
             "SUNNY_SANDBOX_URL": sandbox.base_url,
             "SUNNY_PUBSUB_AUDIENCE": audience,
             "SUNNY_PUBSUB_SERVICE_ACCOUNT": PUBSUB_SERVICE_ACCOUNT,
+            "SUNNY_ATTENDEE_WEBHOOK_SECRET": sandbox.world.attendee_webhook_secret,
         }
     )
     base_url, stop = serve_in_thread(create_app(settings), "127.0.0.1", port=0)
     sandbox.world.create_push_subscription(GMAIL_TOPIC, base_url + "/webhooks/google/gmail", audience)
+    sandbox.world.attendee_subscribe(base_url + "/webhooks/attendee")
     yield base_url
     stop()

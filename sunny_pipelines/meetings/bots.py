@@ -315,12 +315,12 @@ def _create(
             deduplication_key=meeting.dedup_key,
             metadata={"user_id": user_id, "meeting_id": str(meeting.id)},
         )
-    except AttendeeError as exc:
-        # A timeout or a 5xx may have made the bot, and a 409 says one exists: find it.
-        if exc.status is None or exc.status == 409 or exc.status >= 500:
-            made = _adopt(client, meeting.dedup_key)
-            if made is not None:
-                return made
+    except AttendeeError:
+        # A timeout or a 5xx may have made the bot, and Attendee refuses a second bot with the
+        # same deduplication key (400, or 409): whatever went wrong, look for it before failing.
+        made = _adopt(client, meeting.dedup_key)
+        if made is not None:
+            return made
         raise
 
 

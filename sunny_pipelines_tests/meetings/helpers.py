@@ -4,7 +4,6 @@ synced, the bot decisions run, and what Attendee (the sandbox) and our tables th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 
@@ -39,10 +38,6 @@ def decide_for(google, database, attendee, users: list[dict]) -> list:
     for user in users:
         results.append(schedule_user_bots(database, attendee.client(), user["id"]))
     return results
-
-
-def live_attendee_bots(sandbox) -> list[dict[str, Any]]:
-    return [b for b in sandbox.world.attendee_bots() if b["state"] not in ("ended", "fatal_error", "deleted")]
 
 
 def meetings(database) -> list:

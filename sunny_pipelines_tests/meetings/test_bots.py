@@ -19,7 +19,11 @@ def ours(database, sandbox, event: dict) -> tuple:
     """Our meeting's row, its participants and its bots at Attendee."""
     [meeting] = [m for m in meetings(database) if "81234567890" in m.meeting_url]
     people = [p for p in participants(database) if p.meeting_id == meeting.id]
-    at_attendee = [b for b in sandbox.world.attendee_bots() if b["deduplication_key"] == meeting.dedup_key]
+    at_attendee = [
+        b
+        for b in sandbox.world.attendee_bots()
+        if b["deduplication_key"] == meeting.dedup_key and not b.get("deleted")
+    ]
     return meeting, people, at_attendee
 
 
@@ -76,7 +80,7 @@ def test_the_bot_follows_its_meeting_when_it_moves_and_goes_when_it_is_cancelled
     results = decide_for(google, database, attendee, [ada, alan])
     assert sum(r.deleted for r in results) == 1
     _, people, at_attendee = ours(database, sandbox, event)
-    assert not [b for b in at_attendee if b["state"] == "scheduled"]
+    assert at_attendee == []
     assert {p.decision_code for p in people} == {"cancelled"}
     assert [b.state for b in bots(database) if b.bot_id == bot["id"]] == ["deleted"]
 
@@ -115,7 +119,7 @@ def test_a_rule_change_that_leaves_nobody_wanting_the_bot_deletes_it(
     results = decide_for(google, database, attendee, [ada, alan])
     assert sum(r.deleted for r in results) == 1
     _, people, at_attendee = ours(database, sandbox, event)
-    assert not [b for b in at_attendee if b["state"] == "scheduled"]
+    assert at_attendee == []
     assert all(not p.want_bot and p.reason for p in people)
 
 
