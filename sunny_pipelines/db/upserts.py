@@ -39,3 +39,12 @@ def upsert(
     # ("insertmanyvalues"), so a batch costs a few round trips and one compilation.
     conn.execute(stmt, list(rows))
     return len(rows)
+
+
+def insert_new(conn: Connection, table: Table, values: dict[str, Any], key_columns: Iterable[str]) -> Any:
+    """Insert one row unless its key exists (also when a concurrent transaction inserts it
+    first: PostgreSQL waits for it); the new row's primary key, or None."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    primary = list(table.primary_key.columns)[0]
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=list(key_columns))
+    return conn.execute(stmt.returning(primary)).scalar()

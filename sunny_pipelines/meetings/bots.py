@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from sunny_pipelines.db.locks import sync_lock
 from sunny_pipelines.db.models import (
@@ -30,7 +30,7 @@ from sunny_pipelines.db.models import (
     RecordingRulesRow,
     User,
 )
-from sunny_pipelines.db.upserts import upsert
+from sunny_pipelines.db.upserts import insert_new, upsert
 from sunny_pipelines.meetings.plan import (
     TERMINAL_STATES,
     BotAction,
@@ -116,17 +116,26 @@ def _meeting_for(conn: Connection, row: Any, known: int | None, now: datetime) -
     ).scalar()
     if found is not None:
         return found
+    # New, unless another user's run makes it at this very moment; a meeting that moved away
+    # keeps its key, so a new one in its old slot gets the next key.
     key = meeting_dedup_key(row.meeting_url, row.start_time)
-    # A meeting that moved away keeps its key; a new one in its old slot needs another.
-    taken = conn.execute(
-        select(func.count()).select_from(Meeting).where(Meeting.dedup_key.like(f"{key}%"))
-    ).scalar_one()
-    dedup_key = key if not taken else f"{key}-{taken + 1}"
-    return conn.execute(
-        Meeting.__table__.insert()
-        .values(dedup_key=dedup_key, status="upcoming", **values)
-        .returning(Meeting.id)
-    ).scalar_one()
+    for n in range(1, 100):
+        dedup_key = key if n == 1 else f"{key}-{n}"
+        new = insert_new(
+            conn, Meeting.__table__, {"dedup_key": dedup_key, "status": "upcoming", **values}, ["dedup_key"]
+        )
+        if new is not None:
+            return new
+        same = conn.execute(
+            select(Meeting.id).where(
+                Meeting.dedup_key == dedup_key,
+                Meeting.meeting_url == row.meeting_url,
+                Meeting.start_time == row.start_time,
+            )
+        ).scalar()
+        if same is not None:
+            return same
+    raise RuntimeError(f"no free meeting key for {row.meeting_url} at {row.start_time}")
 
 
 def decide_user_meetings(
@@ -201,10 +210,10 @@ def decide_user_meetings(
     return touched
 
 
-def _live_bot(conn: Connection, meeting_id: int) -> Any:
+def _latest_bot(conn: Connection, meeting_id: int) -> Any:
     return conn.execute(
         select(MeetingBot.__table__)
-        .where(MeetingBot.meeting_id == meeting_id, MeetingBot.state.not_in(TERMINAL_STATES))
+        .where(MeetingBot.meeting_id == meeting_id)
         .order_by(MeetingBot.created_at.desc())
         .limit(1)
     ).first()
@@ -260,7 +269,7 @@ def reconcile_meeting(
                 .scalars()
                 .all()
             )
-            bot = _live_bot(conn, meeting_id)
+            bot = _latest_bot(conn, meeting_id)
             # The bot is the first wanting participant's: their name for it, their lead time.
             rules = _rules(conn, wanting[0]) if wanting else RecordingRules()
         result.meetings_wanted += bool(wanting)

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 # Attendee's states in which a bot will not do anything more.
 TERMINAL_STATES = frozenset({"ended", "fatal_error", "deleted", "data_deleted"})
+# A bot that went to the meeting (and ended, or failed): the meeting gets no second one.
+WENT_STATES = frozenset({"ended", "fatal_error", "data_deleted"})
 # The only state in which Attendee lets a bot be moved or deleted.
 SCHEDULED = "scheduled"
 
@@ -50,7 +52,10 @@ def plan_bot(
     bot_join_at: datetime | None,
 ) -> BotPlan:
     """The action for one meeting: ``wanted`` when at least one participant's rules ask for a
-    bot; ``bot_state``/``bot_join_at`` describe its current live bot (None: no bot)."""
+    bot; ``bot_state``/``bot_join_at`` describe its latest bot (None: it never had one)."""
+    if bot_state in WENT_STATES:
+        # Meetings are one occurrence each: once its bot has been (or failed), never a second.
+        return BotPlan(BotAction.NONE, f"the meeting's bot is {bot_state}: no second bot")
     live = bot_state is not None and bot_state not in TERMINAL_STATES
     if wanted:
         if not live:

@@ -15,14 +15,13 @@ from sunny_pipelines_tests.google_clients import calendar_client
 ZOOM = "https://acme.zoom.us/j/81234567890?pwd=Qm9hcmQ"
 
 
-def put_meeting(
-    sandbox, organizer: dict, guests: list[dict], *, hours_ahead: int = 26, url: str = ZOOM
-) -> dict:
-    """An event the organizer creates with a Zoom link, inviting ``guests`` (their calendars get it)."""
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours_ahead)
+def put_meeting(sandbox, organizer: dict, guests: list[dict], *, start: datetime | None = None) -> dict:
+    """An event the organizer creates with a Zoom link, inviting ``guests`` (their calendars get
+    it); tomorrow unless ``start`` says when."""
+    start = start or datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=26)
     body = {
         "summary": "Quarterly review",
-        "location": url,
+        "location": ZOOM,
         "start": {"dateTime": start.isoformat()},
         "end": {"dateTime": (start + timedelta(minutes=45)).isoformat()},
         "attendees": [{"email": organizer["email"]}] + [{"email": g["email"]} for g in guests],

@@ -28,8 +28,11 @@ def test_a_bot_joins_a_few_minutes_early_or_at_once_when_the_meeting_is_near():
     ("wanted", "state", "bot_join", "action"),
     [
         (True, None, None, BotAction.CREATE),
-        (True, "ended", JOIN, BotAction.CREATE),  # an earlier bot ended: this occurrence gets a new one
-        (True, "fatal_error", JOIN, BotAction.CREATE),
+        # A meeting is one occurrence: once its bot has been (or failed), never a second.
+        (True, "ended", JOIN, BotAction.NONE),
+        (True, "fatal_error", JOIN, BotAction.NONE),
+        (True, "data_deleted", JOIN, BotAction.NONE),
+        (True, "deleted", JOIN, BotAction.CREATE),  # we deleted it; wanted again: a new bot
         (True, "scheduled", JOIN, BotAction.NONE),
         (True, "scheduled", JOIN - timedelta(hours=1), BotAction.MOVE),
         (True, "joined_recording", JOIN - timedelta(hours=1), BotAction.NONE),  # too late to move
