@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from sqlalchemy import select
 
-from sunny_pipelines.db.models import MeetingBot, MeetingTranscript
+from sunny_pipelines.db.models import Meeting, MeetingBot, MeetingTranscript
 from sunny_pipelines.definitions import build_defs
+from sunny_pipelines.meetings.bots import cleanup_completed_meetings
 from sunny_pipelines.partitions import TRIGGER_TAG
 from sunny_pipelines.vocabulary import Source, Trigger
 from sunny_pipelines_tests.inbox.helpers import pending_users
@@ -109,3 +110,57 @@ def test_with_every_webhook_lost_the_polling_schedule_alone_reaches_the_same_end
         row = conn.execute(select(MeetingBot.__table__).where(MeetingBot.bot_id == ours["id"])).one()
     assert (row.state, row.transcript_status) == ("ended", "stored")
     assert transcript(database, ours["id"])
+
+
+def test_an_attendee_webhook_naming_no_user_is_resolved_from_its_bot(
+    google, database, attendee, sandbox, connected_users, receiver
+):
+    ada, alan, _ = connected_users
+    put_meeting(sandbox, ada, [alan])
+    decide_for(google, database, attendee, [ada, alan])
+    [ours] = [b for b in sandbox.world.attendee_bots() if "81234567890" in b["meeting_url"]]
+    payload = {
+        "idempotency_key": "3f6c1c9e-0b7c-4a53-9d0e-2f1d3c4b5a69",
+        "bot_id": ours["id"],
+        "bot_metadata": {},
+        "trigger": "bot.state_change",
+        "data": {"new_state": "staged", "old_state": "scheduled", "event_type": "staged"},
+    }
+    assert (
+        sandbox.world.attendee_emit(
+            receiver + "/webhooks/attendee", sandbox.world.attendee_webhook_secret, payload
+        )
+        == 200
+    )
+    # The bot's participants want it: the row goes to the first of them.
+    assert pending_users(database, Source.ATTENDEE) == [min(ada["id"], alan["id"])]
+
+
+def test_a_bot_that_fails_is_recorded_with_its_reason_and_completed_meetings_are_cleaned_up(
+    resources, google, database, attendee, sandbox, connected_users
+):
+    ada, alan, _ = connected_users
+    put_meeting(sandbox, ada, [alan], start=soon())
+    decide_for(google, database, attendee, [ada, alan])
+    [ours] = [b for b in sandbox.world.attendee_bots() if "81234567890" in b["meeting_url"]]
+    sandbox.world.attendee_fail_bot(ours["id"])
+    defs = build_defs(resources)
+    with dg.instance_for_test() as instance:
+        assert defs.resolve_job_def("attendee_polling_job").execute_in_process(instance=instance).success
+        with database.begin() as conn:
+            row = conn.execute(select(MeetingBot.__table__).where(MeetingBot.bot_id == ours["id"])).one()
+        assert row.state == "fatal_error" and "process_terminated" in row.state_reason
+
+        # Completed: the meeting is finalized; past the retention, the bot's data is deleted at
+        # Attendee and here.
+        assert defs.resolve_job_def("meeting_cleanup_job").execute_in_process(instance=instance).success
+    counts = cleanup_completed_meetings(
+        database, attendee.client(), now=datetime.now(UTC) + timedelta(days=40), retention_days=30
+    )
+    assert counts["bot_data_deleted"] >= 1
+    assert sandbox.world.attendee_bot(ours["id"])["data_deleted"]
+    with database.begin() as conn:
+        meeting = conn.execute(select(Meeting.__table__).where(Meeting.id == row.meeting_id)).one()
+        bot = conn.execute(select(MeetingBot.__table__).where(MeetingBot.bot_id == ours["id"])).one()
+    assert meeting.status == "completed" and meeting.finalized_at is not None
+    assert bot.data_deleted_at is not None
