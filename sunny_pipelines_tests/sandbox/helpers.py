@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -67,3 +68,19 @@ class Receiver:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+ATTENDEE_SPEC_PATH = Path(__file__).with_name("attendee-openapi.yml")
+
+
+def attendee_openapi(base_url: str) -> Any:
+    """Attendee's OpenAPI document (`attendee-openapi.yml`, copied from shared/reference) served
+    at ``base_url``, ready to validate requests and responses."""
+    import yaml
+    from openapi_core import Config, OpenAPI
+
+    spec = yaml.safe_load(ATTENDEE_SPEC_PATH.read_text())
+    spec["servers"] = [{"url": base_url}]
+    # The document itself does not pass openapi-spec-validator (3.1-style `type: [string, null]`
+    # in a 3.0.3 document), so only requests and responses are validated, not the document.
+    return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))

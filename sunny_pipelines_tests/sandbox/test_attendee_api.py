@@ -7,21 +7,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import yaml
-from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 
 from sunny_pipelines.sandbox.server import SandboxServer
 from sunny_pipelines.webhooks.auth import AuthFailure, verify_attendee_signature
-from sunny_pipelines_tests.sandbox.helpers import Receiver
+from sunny_pipelines_tests.sandbox.helpers import Receiver, attendee_openapi
 
-SPEC_PATH = Path(__file__).with_name("attendee-openapi.yml")
 KEY = "sunny-local-attendee-key"
 MEET = "https://meet.google.com/abc-defg-hij"
 
@@ -34,11 +30,7 @@ class Attendee:
     """
 
     def __init__(self, base_url: str, key: str = KEY) -> None:
-        spec = yaml.safe_load(SPEC_PATH.read_text())
-        spec["servers"] = [{"url": base_url}]
-        # The document itself does not pass openapi-spec-validator (3.1-style `type: [string, null]`
-        # in a 3.0.3 document), so only requests and responses are validated, not the document.
-        self.openapi = OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
+        self.openapi = attendee_openapi(base_url)
         self.base = base_url
         self.key = key
         self.session = requests.Session()
