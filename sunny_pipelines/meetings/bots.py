@@ -174,21 +174,22 @@ def decide_user_meetings(
                 ),
             )
         ).all()
-        touched: set[int] = set()
-        for row in events:
-            key = (row.calendar_id, row.event_id)
-            linkable = row.meeting_url is not None and row.start_time is not None
-            if not linkable and key not in known:
-                continue
-            result.events += 1
-            decision: Decision = decide(
-                MeetingEvent.from_row(row._mapping), email, rules, overrides.get(key), now
-            )
-            result.decisions[str(decision.code)] = result.decisions.get(str(decision.code), 0) + 1
+    touched: set[int] = set()
+    # One short transaction per event, in one global order: concurrent runs of users who share
+    # meetings make each meeting once and never wait on each other in a cycle.
+    for row in sorted(events, key=lambda r: (r.start_time or now, r.meeting_url or "", r.event_id)):
+        key = (row.calendar_id, row.event_id)
+        linkable = row.meeting_url is not None and row.start_time is not None
+        if not linkable and key not in known:
+            continue
+        result.events += 1
+        decision: Decision = decide(
+            MeetingEvent.from_row(row._mapping), email, rules, overrides.get(key), now
+        )
+        result.decisions[str(decision.code)] = result.decisions.get(str(decision.code), 0) + 1
+        with database.begin() as conn:
             # An event that lost its link or time stays with its meeting, now unwanted.
             meeting_id = _meeting_for(conn, row, known.get(key), now) if linkable else known[key]
-            if known.get(key) not in (None, meeting_id):
-                touched.add(known[key])
             upsert(
                 conn,
                 MeetingParticipant.__table__,
@@ -206,7 +207,9 @@ def decide_user_meetings(
                 ],
                 ["meeting_id", "user_id"],
             )
-            touched.add(meeting_id)
+        if known.get(key) not in (None, meeting_id):
+            touched.add(known[key])
+        touched.add(meeting_id)
     return touched
 
 
