@@ -16,6 +16,9 @@ export SUNNY_PUBSUB_SERVICE_ACCOUNT="${SUNNY_PUBSUB_SERVICE_ACCOUNT:-sandbox-pub
 # Gmail publishes mailbox changes to this topic; the sandbox's push subscription on it delivers
 # them, signed, to the receiver (as `gcloud pubsub subscriptions create --push-endpoint` would).
 export SUNNY_GMAIL_PUBSUB_TOPIC="${SUNNY_GMAIL_PUBSUB_TOPIC:-projects/sunny-local/topics/gmail-push}"
+# Attendee is the sandbox too; its webhooks are signed with this project secret (base64).
+export SUNNY_ATTENDEE_URL="${SUNNY_ATTENDEE_URL:-$SUNNY_SANDBOX_URL}"
+export SUNNY_ATTENDEE_WEBHOOK_SECRET="${SUNNY_ATTENDEE_WEBHOOK_SECRET:-c3VubnktbG9jYWwtYXR0ZW5kZWUtd2ViaG9vay1zZWNyZXQ=}"
 export DAGSTER_HOME="$SUNNY_HOME/dagster_home"
 mkdir -p "$DAGSTER_HOME"
 cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
@@ -43,6 +46,7 @@ PY
 
 python -m sunny_pipelines.sandbox --port "$SANDBOX_PORT" --users "${SUNNY_DEMO_USERS:-5}" \
   --pubsub-subscription "$SUNNY_GMAIL_PUBSUB_TOPIC=$SUNNY_WEBHOOK_BASE_URL/webhooks/google/gmail,$SUNNY_PUBSUB_AUDIENCE" \
+  --attendee-webhook "$SUNNY_WEBHOOK_BASE_URL/webhooks/attendee" --attendee-webhook-secret "$SUNNY_ATTENDEE_WEBHOOK_SECRET" \
   > "$SUNNY_HOME/sandbox.log" 2>&1 &
 pids+=($!)
 wait_healthy "$SUNNY_SANDBOX_URL/healthz" sandbox "$SUNNY_HOME/sandbox.log"
