@@ -46,6 +46,16 @@ def usable_users(conn: Connection, user_ids: Iterable[str]) -> set[str]:
     )
 
 
+def google_address(conn: Connection, user_id: str) -> str:
+    """The user's own address: the Google account's, else the Sunny account's (lower case)."""
+    google_email, email = conn.execute(
+        select(GoogleConnection.google_email, User.email)
+        .join(GoogleConnection, GoogleConnection.user_id == User.id, isouter=True)
+        .where(User.id == user_id)
+    ).one()
+    return (google_email or email).lower()
+
+
 class Encrypter(Protocol):
     def encrypt(self, plaintext: str | None) -> str | None: ...
 

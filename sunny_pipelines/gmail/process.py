@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from sunny_pipelines.db.models import CalendarEvent, Email, GoogleConnection, User
+from sunny_pipelines.db.grants import google_address
+from sunny_pipelines.db.models import CalendarEvent, Email
 from sunny_pipelines.gmail.mime import ParsedMessage
 from sunny_pipelines.gmail.processing import EmailOutcome, OutcomeStatus, decide
 from sunny_pipelines.resources.database import DatabaseResource
@@ -35,16 +36,6 @@ class ProcessingResult:
             "invitations_linked_to_events": self.linked_to_events,
             "emails_by_kind": dict(sorted(self.kinds.items())),
         }
-
-
-def mailbox_of(conn: Connection, user_id: str) -> str:
-    """The user's own address: the Google account's, else the Sunny account's."""
-    google_email, email = conn.execute(
-        select(GoogleConnection.google_email, User.email)
-        .join(GoogleConnection, GoogleConnection.user_id == User.id, isouter=True)
-        .where(User.id == user_id)
-    ).one()
-    return (google_email or email).lower()
 
 
 def _event_for_uid(conn: Connection, user_id: str, uid: str) -> str | None:
@@ -78,7 +69,7 @@ def process_pending_emails(
     One transaction: a crash leaves them all pending, and deciding again gives the same answer."""
     result = ProcessingResult()
     with database.begin() as conn:
-        mailbox = mailbox_of(conn, user_id)
+        mailbox = google_address(conn, user_id)
         pending = conn.execute(
             select(Email.message_id, Email.content)
             .where(

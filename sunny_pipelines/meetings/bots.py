@@ -18,17 +18,16 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, update
 
+from sunny_pipelines.db.grants import google_address
 from sunny_pipelines.db.locks import sync_lock
 from sunny_pipelines.db.models import (
     CalendarEvent,
-    GoogleConnection,
     Meeting,
     MeetingBot,
     MeetingOverride,
     MeetingParticipant,
     MeetingTranscript,
     RecordingRulesRow,
-    User,
 )
 from sunny_pipelines.db.upserts import insert_new, upsert
 from sunny_pipelines.meetings.plan import (
@@ -73,15 +72,6 @@ class BotSchedulingResult:
             "bots_deleted": self.deleted,
             "decisions": dict(sorted(self.decisions.items())),
         }
-
-
-def _user_email(conn: Connection, user_id: str) -> str:
-    google_email, email = conn.execute(
-        select(GoogleConnection.google_email, User.email)
-        .join(GoogleConnection, GoogleConnection.user_id == User.id, isouter=True)
-        .where(User.id == user_id)
-    ).one()
-    return (google_email or email).lower()
 
 
 def _rules(conn: Connection, user_id: str) -> RecordingRules:
@@ -143,7 +133,7 @@ def decide_user_meetings(
 ) -> set[int]:
     """Record the user's decision for each of their meetings; returns the meetings touched."""
     with database.begin() as conn:
-        email = _user_email(conn, user_id)
+        email = google_address(conn, user_id)
         rules = _rules(conn, user_id)
         overrides = {
             (cal, ev): Override(value)
