@@ -235,7 +235,9 @@ def store_attendee_notification(
 ) -> StoreResult:
     """Queue a verified Attendee webhook. ``claimed_user`` comes from bot_metadata and is kept
     only if such a user exists, so the inbox sensor never sees a made-up partition key; without
-    one, the user is resolved from the bot: a participant who wants it (else any participant)."""
+    one, the user is resolved from the bot: a participant who wants it (else any participant). A
+    webhook about a bot that is none of ours is recorded `rejected` (acknowledged, never run):
+    pending, it would wait for a user forever."""
     with _transaction(engine) as conn:
         user_id = None
         if claimed_user is not None:
@@ -249,14 +251,21 @@ def store_attendee_notification(
                 .order_by(MeetingParticipant.want_bot.desc(), MeetingParticipant.user_id)
                 .limit(1)
             ).scalar_one_or_none()
+        reason = None if user_id else "unknown_bot: no user of ours has this bot"
         inbox_id = insert_inbox_row(
             conn,
             source=Source.ATTENDEE,
             user_id=user_id,
             dedup_key=f"attendee:{payload['idempotency_key']}",
             payload=payload,
+            status=InboxStatus.REJECTED if reason else InboxStatus.PENDING,
+            error=reason,
         )
-    return StoreResult("accepted" if inbox_id else "duplicate", inbox_id, user_id)
+    if inbox_id is None:
+        return StoreResult("duplicate", None, user_id)
+    if reason:
+        return StoreResult("recorded_rejected", inbox_id, None, reason)
+    return StoreResult("accepted", inbox_id, user_id)
 
 
 def check_database(engine: Engine) -> None:

@@ -88,12 +88,14 @@ def test_good_signature_queues_one_row(
 
 
 @pytest.mark.parametrize("user_id", [None, "u-nobody", 12345, {"nested": 1}, "x" * 65])
-def test_user_is_null_unless_metadata_names_a_known_user(
+def test_a_webhook_naming_no_known_user_is_acknowledged_and_recorded_rejected(
     client: TestClient, database: DatabaseResource, users: dict[str, str], user_id: Any
 ) -> None:
+    # Attendee retries what is not acknowledged: an unknown bot's webhook is kept, never run.
     assert post_signed(client, event(user_id=user_id)).status_code == 200
     [row] = inbox_rows(database)
     assert row["user_id"] is None
+    assert (row["status"], row["error"]) == ("rejected", "unknown_bot: no user of ours has this bot")
 
 
 def test_duplicate_idempotency_key_is_one_row(
