@@ -17,6 +17,8 @@ class Service(StrEnum):
     DRIVE = "drive"
     GMAIL = "gmail"
     ATTENDEE = "attendee"  # meeting bots (the meetings domain)
+    CLASSIFICATION = "classification"  # document and email labels (the ai domain)
+    SUMMARIES = "summaries"  # meeting summaries (the ai domain)
 
 
 class Source(StrEnum):

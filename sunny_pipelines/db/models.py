@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -387,6 +388,79 @@ class MeetingTranscript(Base):
     text: Mapped[str] = mapped_column(Text, nullable=False)
 
     __table_args__ = (Index("ix_meeting_transcripts_bot_sequence", "bot_id", "sequence", unique=True),)
+
+
+class DocumentClassification(Base):
+    """The AI's label for one document of a user (a Drive text export or an email). A row is
+    classified again only when its content hash or the model changes; a failed answer is kept
+    as `failed` with its reason (never as a label) and retried later."""
+
+    __tablename__ = "document_classifications"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    # drive | email
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    # classified | failed | deferred
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    label: Mapped[str | None] = mapped_column(String(40))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(100))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    classified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = _now_default()
+
+
+class AiUsage(Base):
+    """Tokens one model call used, for the per-user daily budget and for operators."""
+
+    __tablename__ = "ai_usage"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    day: Mapped[str] = mapped_column(String(10), nullable=False)  # UTC date, YYYY-MM-DD
+    purpose: Mapped[str] = mapped_column(String(40), nullable=False)
+    model: Mapped[str] = mapped_column(String(100), nullable=False)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = _now_default()
+
+    __table_args__ = (Index("ix_ai_usage_user_day", "user_id", "day"),)
+
+
+class AiModel(Base):
+    """A model the provider lists; ``in_use`` marks the one calls go to."""
+
+    __tablename__ = "ai_models"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    available: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    in_use: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    owned_by: Mapped[str | None] = mapped_column(String(100))
+    checked_at: Mapped[datetime] = _now_default()
+
+
+class MeetingSummary(Base):
+    """A meeting's summary, decisions and action items, from its transcript."""
+
+    __tablename__ = "meeting_summaries"
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True)
+    # One of the meeting's participants, whose partition produced it and whose budget paid.
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    # summarized | failed | deferred
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    summary: Mapped[str | None] = mapped_column(Text)
+    decisions: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
+    action_items: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
+    transcript_hash: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = _now_default()
 
 
 class WebhookInbox(Base):

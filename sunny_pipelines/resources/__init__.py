@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from sunny_pipelines.db.engine import database_url_from_env
+from sunny_pipelines.resources.ai import AIResource
 from sunny_pipelines.resources.attendee import AttendeeResource
 from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource
@@ -39,7 +40,14 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         api_key=env_or_default("SUNNY_ATTENDEE_API_KEY", "sunny-local-attendee-key"),
     )
-    return {"database": database, "cipher": cipher, "google": google, "attendee": attendee}
+    ai = AIResource(
+        # Locally the model is the sandbox's OpenAI-compatible API.
+        base_url=env_or_default("SUNNY_AI_BASE_URL", DEFAULT_SANDBOX_URL + "/v1"),
+        api_key=env_or_default("SUNNY_AI_API_KEY", "sunny-local-openai-key"),
+        model=env_or_default("SUNNY_AI_MODEL", "gpt-4o-mini"),
+        fallback_model=env_or_default("SUNNY_AI_FALLBACK_MODEL", "gpt-4o"),
+    )
+    return {"database": database, "cipher": cipher, "google": google, "attendee": attendee, "ai": ai}
 
 
 __all__ = [
