@@ -18,6 +18,8 @@ export SUNNY_PUBSUB_SERVICE_ACCOUNT="${SUNNY_PUBSUB_SERVICE_ACCOUNT:-sandbox-pub
 export SUNNY_GMAIL_PUBSUB_TOPIC="${SUNNY_GMAIL_PUBSUB_TOPIC:-projects/sunny-local/topics/gmail-push}"
 # Attendee is the sandbox too; its webhooks are signed with this project secret (base64).
 export SUNNY_ATTENDEE_URL="${SUNNY_ATTENDEE_URL:-$SUNNY_SANDBOX_URL}"
+# So is the AI provider (an OpenAI-compatible API).
+export SUNNY_AI_BASE_URL="${SUNNY_AI_BASE_URL:-$SUNNY_SANDBOX_URL/v1}"
 export SUNNY_ATTENDEE_WEBHOOK_SECRET="${SUNNY_ATTENDEE_WEBHOOK_SECRET:-c3VubnktbG9jYWwtYXR0ZW5kZWUtd2ViaG9vay1zZWNyZXQ=}"
 export DAGSTER_HOME="$SUNNY_HOME/dagster_home"
 mkdir -p "$DAGSTER_HOME"

@@ -15,6 +15,7 @@ from sunny_pipelines.db import migrate
 from sunny_pipelines.db.engine import normalize_url
 from sunny_pipelines.db.grants import store_google_grants
 from sunny_pipelines.db.models import Base
+from sunny_pipelines.resources.ai import AIResource
 from sunny_pipelines.resources.attendee import AttendeeResource
 from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource
@@ -112,10 +113,20 @@ def attendee(sandbox) -> AttendeeResource:
 
 
 @pytest.fixture
+def ai(sandbox) -> AIResource:
+    """The AI client as the code location sees it: the sandbox's OpenAI-compatible API."""
+    return AIResource(base_url=sandbox.base_url + "/v1")
+
+
+@pytest.fixture
 def resources(
-    database: DatabaseResource, cipher: TokenCipher, google: GoogleResource, attendee: AttendeeResource
+    database: DatabaseResource,
+    cipher: TokenCipher,
+    google: GoogleResource,
+    attendee: AttendeeResource,
+    ai: AIResource,
 ) -> dict:
-    return {"database": database, "cipher": cipher, "google": google, "attendee": attendee}
+    return {"database": database, "cipher": cipher, "google": google, "attendee": attendee, "ai": ai}
 
 
 @pytest.fixture

@@ -49,6 +49,7 @@ def app_env(
         "SUNNY_TOKEN_KEY": token_key,
         "SUNNY_SANDBOX_URL": sandbox_url,
         "SUNNY_ATTENDEE_URL": sandbox_url,
+        "SUNNY_AI_BASE_URL": sandbox_url + "/v1",
         "SUNNY_WEBHOOK_BASE_URL": webhook_url,
         "SUNNY_GMAIL_PUBSUB_TOPIC": gmail_topic,
         "PYTHONUNBUFFERED": "1",
