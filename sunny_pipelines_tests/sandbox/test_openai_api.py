@@ -370,3 +370,22 @@ def test_bad_requests_are_400(client):
         client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "x"}], response_format={"type": "yaml"}
         )
+
+
+def test_recursive_schemas_end(client):
+    class Node(pydantic.BaseModel):
+        name: str
+        children: list[Node]
+
+    Node.model_rebuild()
+    completion = client.chat.completions.parse(
+        model=MODEL, messages=[{"role": "user", "content": AGENDA}], response_format=Node
+    )
+    assert isinstance(completion.choices[0].message.parsed, Node)
+
+
+def test_the_cli_sets_the_key():
+    from sunny_pipelines.sandbox.__main__ import build_parser
+
+    assert build_parser().parse_args([]).openai_api_key == KEY
+    assert build_parser().parse_args(["--openai-api-key", "sk-x"]).openai_api_key == "sk-x"

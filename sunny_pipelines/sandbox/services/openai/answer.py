@@ -212,7 +212,7 @@ class SchemaAnswer:
         if kind is None:
             kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
         if kind == "object":
-            if depth > 6:  # recursive schemas: stop nesting
+            if depth > 24:  # a recursive schema that requires nesting forever: give up there
                 return {}
             props = schema.get("properties", {})
             return {key: self.make(sub, key, f"{path}.{key}", index, depth + 1) for key, sub in props.items()}
@@ -282,7 +282,8 @@ class SchemaAnswer:
             return chosen[: max(high, 0)]
         # One item a sentence, up to three (action items, decisions, key points...).
         count = min(len(self.ctx.sentences), 3)
-        count = max(low, min(count, high))
+        # Deep down (recursive schemas: a tree of nodes) arrays hold only what minItems asks.
+        count = low if depth > 3 else max(low, min(count, high))
         return [self.make(items, _singular(name), f"{path}[{i}]", i, depth + 1) for i in range(count)]
 
     def make_string(self, schema: dict[str, Any], name: str, path: str, index: int) -> str:
