@@ -1,5 +1,5 @@
 """Local emulator of the external services Sunny talks to (Google OAuth, Calendar v3, Drive v3 and
-Gmail v1, Attendee's bots API).
+Gmail v1, Attendee's bots API, an OpenAI-compatible API at `/v1`).
 
 One server (`server.SandboxServer`: Starlette routing served by uvicorn from a background thread)
 serves many users at once from an in-memory `world.World`. The real google-api-python-client and
@@ -18,7 +18,8 @@ Layout:
     services/   one module per emulated service, each registering a `core.plugin.ServicePlugin`:
                 google_oauth (/token, /revoke, /tokeninfo, userinfo, certs), calendar/ (store, api,
                 recurrence, seed), drive/, gmail/, attendee/ (bots on the sandbox clock, transcripts,
-                signed webhooks); OpenAI is added the same way
+                signed webhooks), openai/ (`/v1/models`, `/v1/chat/completions` with deterministic,
+                content-aware Structured Outputs answers; `OpenAI(base_url=BASE + "/v1")`)
     world.py    the world: the core pieces plus one instance of each service, and the Python API
                 tests use (`list_users`, `calendar_truth`, `inject_fault`, ...)
     seed.py     the generated world: people, then each service's `seed` from the same random stream
@@ -49,8 +50,12 @@ Control endpoints, for tests and for processes other than the one running the sa
     POST /sandbox/attendee/bots/<id>/fail  {"reason"?}: the bot ends in fatal_error
     POST /sandbox/attendee/webhooks   {"url", "triggers"?} -> 201: a project-level Attendee webhook
     GET  /sandbox/attendee/webhooks   {"subscriptions", "delivered", "dropped"}
+    GET  /sandbox/openai/requests     {"count", "requests"}: the chat completions received
+    POST /sandbox/openai/models/<id>/remove   the model leaves /v1/models (completions: 404)
+    POST /sandbox/openai/models/<id>/restore  serves it again
 
 Start it with `python -m sunny_pipelines.sandbox --port 8765 --users 3` (add
 `--pubsub-subscription projects/P/topics/T=ENDPOINT[,AUDIENCE]` for Gmail pushes, and
-`--attendee-webhook URL --attendee-webhook-secret B64 --attendee-api-key KEY` for Attendee).
+`--attendee-webhook URL --attendee-webhook-secret B64 --attendee-api-key KEY` for Attendee,
+`--openai-api-key KEY` for OpenAI).
 """

@@ -56,6 +56,12 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
         help="the Attendee project's webhook signing secret, base64 (give the receiver the same one as "
         "SUNNY_ATTENDEE_WEBHOOK_SECRET; default: the sandbox's fixed local secret)",
     )
+    parser.add_argument(
+        "--openai-api-key",
+        default="sunny-local-openai-key",
+        help="the key the OpenAI-compatible API at /v1 accepts as `Authorization: Bearer <key>` "
+        "(default sunny-local-openai-key)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
 
@@ -108,6 +114,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     # Attendee's project settings go in before the server answers its first request.
     server.world.attendee_api_key = args.attendee_api_key
+    server.world.openai_api_key = args.openai_api_key
     if args.attendee_webhook_secret:
         server.world.attendee_webhook_secret = args.attendee_webhook_secret
     for url in args.attendee_webhook:

@@ -42,6 +42,7 @@ __all__ = ["AccessToken", "Channel", "OAuthError", "User", "World"]
 DEFAULT_ATTENDEE_API_KEY = "sunny-local-attendee-key"
 # base64 of b"sunny-local-attendee-webhook-secret": the project secret Attendee shows, base64.
 DEFAULT_ATTENDEE_WEBHOOK_SECRET = "c3VubnktbG9jYWwtYXR0ZW5kZWUtd2ViaG9vay1zZWNyZXQ="
+DEFAULT_OPENAI_API_KEY = "sunny-local-openai-key"
 
 GOOGLE_USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 
@@ -69,6 +70,10 @@ class World:
         self.attendee_api_key = DEFAULT_ATTENDEE_API_KEY
         self.attendee_webhook_secret = DEFAULT_ATTENDEE_WEBHOOK_SECRET
         self.attendee_retry_after_seconds = 1
+        # OpenAI: the API key `/v1` accepts as `Authorization: Bearer <key>`, and the `retry-after`
+        # (seconds) of its injected 429s.
+        self.openai_api_key = DEFAULT_OPENAI_API_KEY
+        self.openai_retry_after_seconds: float = 1
         available = registered_services()
         names = list(available) if services is None else services
         self.services: dict[str, ServicePlugin] = {}
@@ -358,3 +363,32 @@ class World:
     def attendee_webhooks(self) -> list[dict[str, Any]]:
         """Every Attendee webhook sent (url, trigger, bot_id, payload, status, error, attempts, dropped)."""
         return list(self.attendee.sender.delivered)
+
+    # -- OpenAI (the `openai` service, `/v1`) --------------------------------------------------------------
+
+    @property
+    def openai(self) -> Any:
+        """The OpenAI service (`services.openai.OpenAIService`)."""
+        return self.services["openai"]
+
+    def openai_models(self) -> list[dict[str, Any]]:
+        """What `GET /v1/models` lists now."""
+        return self.openai.models()
+
+    def openai_remove_model(self, model: str) -> None:
+        """The model leaves `/v1/models`; completions with it answer 404 `model_not_found`."""
+        self.openai.remove_model(model)
+
+    def openai_restore_model(self, model: str) -> None:
+        """Serve a removed model again (an unknown id is added)."""
+        self.openai.restore_model(model)
+
+    def openai_calls(self) -> int:
+        """Chat completion requests received (any outcome, faults and auth failures included);
+        `reset_counters` resets it."""
+        return self.openai.calls()
+
+    def openai_requests(self) -> list[dict[str, Any]]:
+        """The authenticated chat completion requests, oldest first: model, messages,
+        response_format and the status answered."""
+        return self.openai.requests()
