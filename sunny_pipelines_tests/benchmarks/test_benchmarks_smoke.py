@@ -162,6 +162,11 @@ TINY_RUNS = {
         )
         for name in ("drive", "gmail")
     },
+    "classification": (
+        "sunny_pipelines_tests.benchmarks.bench_classification",
+        ["--users", "2", "--samples", "1", "--no-warmup"],
+        [r"ratio of medians dagster / loop: [0-9.]+x", r"second run: \[0\] calls"],
+    ),
     "bot_decisions": (
         "sunny_pipelines_tests.benchmarks.bench_bot_decisions",
         ["--users", "2", "--samples", "1", "--no-warmup"],
