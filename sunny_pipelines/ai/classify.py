@@ -12,7 +12,12 @@ from typing import Any
 import openai
 from sqlalchemy import Connection, select
 
-from sunny_pipelines.ai.documents import SYSTEM_PROMPT, Classification, classification_prompt, input_hash
+from sunny_pipelines.ai.documents import (
+    SYSTEM_PROMPT,
+    classification_prompt,
+    classification_schema,
+    input_hash,
+)
 from sunny_pipelines.db.models import DocumentClassification, DriveFile, Email
 from sunny_pipelines.db.upserts import upsert
 from sunny_pipelines.resources.ai import (
@@ -147,7 +152,7 @@ def classify_user_documents(
                 model,
                 SYSTEM_PROMPT,
                 classification_prompt(doc.source, doc.title, doc.text),
-                Classification,
+                classification_schema(ai.label_set),
             )
         except (AIAnswerError, openai.APIError) as exc:
             result.failed += 1
@@ -156,7 +161,7 @@ def classify_user_documents(
                 row = _row(user_id, doc, now, status="failed", error=error, model=model, attempts=tries)
                 upsert(conn, DocumentClassification.__table__, [row], KEY)
             continue
-        answer: Classification = call.answer  # type: ignore[assignment]
+        answer: Any = call.answer
         with database.begin() as conn:
             row = _row(
                 user_id,

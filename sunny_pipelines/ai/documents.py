@@ -3,33 +3,26 @@ document cut to size on a boundary."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 # Enough for a label; a long document's opening says what it is.
 INPUT_CHAR_LIMIT = 12_000
 
 
-class DocumentLabel(StrEnum):
-    MEETING_NOTES = "meeting_notes"
-    AGENDA = "agenda"
-    PROPOSAL = "proposal"
-    CONTRACT = "contract"
-    INVOICE = "invoice"
-    REPORT = "report"
-    PERSONAL = "personal"
-    NEWSLETTER = "newsletter"
-    OTHER = "other"
-
-
-class Classification(BaseModel):
-    """The model's answer (structured output)."""
-
-    label: DocumentLabel
-    confidence: float = Field(ge=0.0, le=1.0)
-    rationale: str = Field(max_length=500)
+@functools.cache
+def classification_schema(labels: tuple[str, ...]) -> type[BaseModel]:
+    """The model's answer (structured output) for this label set: exactly one of ``labels``, a
+    confidence in 0..1 and a short rationale."""
+    return create_model(
+        "Classification",
+        label=(Literal[labels], ...),  # type: ignore[valid-type]
+        confidence=(float, Field(ge=0.0, le=1.0)),
+        rationale=(str, Field(max_length=500)),
+    )
 
 
 SYSTEM_PROMPT = (

@@ -46,6 +46,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         api_key=env_or_default("SUNNY_AI_API_KEY", "sunny-local-openai-key"),
         model=env_or_default("SUNNY_AI_MODEL", "gpt-4o-mini"),
         fallback_model=env_or_default("SUNNY_AI_FALLBACK_MODEL", "gpt-4o"),
+        daily_token_budget=int(os.environ.get("SUNNY_AI_DAILY_TOKEN_BUDGET", "200000")),
+        labels=env_or_default("SUNNY_AI_LABELS", AIResource.model_fields["labels"].default),
     )
     return {"database": database, "cipher": cipher, "google": google, "attendee": attendee, "ai": ai}
 

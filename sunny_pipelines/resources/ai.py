@@ -81,6 +81,12 @@ class AIResource(dg.ConfigurableResource):
     # The client's own retries (429 honouring retry-after, 5xx, timeouts) before a call fails.
     max_retries: int = 2
     daily_token_budget: int = 200_000
+    # The labels documents are classified into, comma-separated.
+    labels: str = "meeting_notes,agenda,proposal,contract,invoice,report,personal,newsletter,other"
+
+    @property
+    def label_set(self) -> tuple[str, ...]:
+        return tuple(label.strip() for label in self.labels.split(",") if label.strip())
 
     def client(self) -> openai.OpenAI:
         return openai.OpenAI(

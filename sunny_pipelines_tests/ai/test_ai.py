@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from sunny_pipelines.ai.classify import classify_user_documents
-from sunny_pipelines.ai.documents import DocumentLabel
 from sunny_pipelines.ai.summaries import summarize_user_meetings
 from sunny_pipelines.db.models import AiUsage, DocumentClassification, MeetingSummary, MeetingTranscript
 from sunny_pipelines.definitions import build_defs
@@ -56,7 +55,7 @@ def test_documents_and_emails_are_classified_once_and_unchanged_ones_never_again
     rows = classifications(database, ada["id"])
     assert first.classified == len(rows) > 0 and first.failed == 0
     assert {r.source for r in rows} == {"drive", "email"}
-    assert all(r.status == "classified" and r.label in set(DocumentLabel) for r in rows)
+    assert all(r.status == "classified" and r.label in ai.label_set for r in rows)
     assert all(0 <= r.confidence <= 1 and r.rationale and r.content_hash for r in rows)
     with database.begin() as conn:
         used = conn.execute(select(AiUsage.total_tokens).where(AiUsage.user_id == ada["id"])).scalars().all()
@@ -82,6 +81,13 @@ def test_every_fault_ends_recorded_and_is_retried_by_a_later_run(database, sandb
     retried = classify_user_documents(database, impatient, ada["id"])
     assert retried.classified == len(FAULTS) and retried.failed == 0
     assert {r.status for r in classifications(database, ada["id"])} == {"classified"}
+
+
+def test_the_label_set_is_configuration(database, sandbox, documents_of_ada):
+    ada = documents_of_ada
+    coarse = AIResource(base_url=sandbox.base_url + "/v1", labels="work, personal")
+    classify_user_documents(database, coarse, ada["id"])
+    assert {r.label for r in classifications(database, ada["id"])} <= {"work", "personal"}
 
 
 def test_a_spent_budget_defers_the_rest_visibly_until_there_is_budget_again(
