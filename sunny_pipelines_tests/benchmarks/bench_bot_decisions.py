@@ -46,17 +46,15 @@ from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines.vocabulary import Trigger
 from sunny_pipelines_tests.benchmarks.common import (
-    alternating_orders,
+    compare_sides,
     connect_users,
     dagster_job_command,
     fetch_grants,
-    format_summary,
     fresh_database,
     new_token_key,
-    ratio,
     run_process,
+    sampled_sides,
     sandbox_process,
-    summarize,
     user_concurrency,
     write_json,
 )
@@ -64,6 +62,7 @@ from sunny_pipelines_tests.stack import app_env, dagster_home
 
 MODULE = "sunny_pipelines_tests.benchmarks.bench_bot_decisions"
 SIDES = ("loop", "dagster")
+LABELS = {"wall_seconds": "first decisions", "unchanged_wall_seconds": "nothing changed"}
 MEETING_TABLES = ("meeting_transcripts", "meeting_bots", "meeting_participants", "meetings", "webhook_inbox")
 
 
@@ -173,31 +172,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(users)} users x {args.events} events, concurrency {user_concurrency()}, logs {workdir}",
         flush=True,
     )
-    if args.warmup:
-        for side in SIDES:
-            sample(side, workdir, database, env, args, users)
-    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
-    for i, order in enumerate(alternating_orders(SIDES, args.samples), 1):
-        for side in order:
-            result = sample(side, workdir, database, env, args, users)
-            runs[side].append(result)
-            print(f"  sample {i} {side}: {json.dumps(result)}", flush=True)
+    runs = sampled_sides(
+        SIDES, args.samples, args.warmup, lambda side: sample(side, workdir, database, env, args, users)
+    )
     figures: dict[str, Any] = {
         "config": {"users": len(users), "events_per_user": args.events, "concurrency": user_concurrency()},
         "samples": runs,
+        **compare_sides(runs, LABELS),
     }
-    for side in SIDES:
-        figures[side] = {
-            "wall_seconds": summarize([r["wall_seconds"] for r in runs[side]]),
-            "unchanged_wall_seconds": summarize([r["unchanged_wall_seconds"] for r in runs[side]]),
-        }
-        print(format_summary(f"{side}: first decisions", figures[side]["wall_seconds"]))
-        print(format_summary(f"{side}: nothing changed", figures[side]["unchanged_wall_seconds"]))
-    figures["ratio_of_medians_dagster_over_loop"] = ratio(
-        figures["dagster"]["wall_seconds"]["median"], figures["loop"]["wall_seconds"]["median"]
-    )
     every = [r for side in SIDES for r in runs[side]]
-    print(f"ratio of medians dagster / loop: {figures['ratio_of_medians_dagster_over_loop']:.2f}x")
     print(
         f"bots created per sample: {sorted({r['bots_created'] for r in every})}; meetings shared by "
         f"several users: {sorted({r['shared_meetings'] for r in every})}; Attendee calls per bot "

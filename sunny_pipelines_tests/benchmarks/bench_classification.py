@@ -42,17 +42,15 @@ from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines.vocabulary import Trigger
 from sunny_pipelines_tests.benchmarks.common import (
-    alternating_orders,
+    compare_sides,
     connect_users,
     dagster_job_command,
     fetch_grants,
-    format_summary,
     fresh_database,
     new_token_key,
-    ratio,
     run_process,
+    sampled_sides,
     sandbox_process,
-    summarize,
     user_concurrency,
     write_json,
 )
@@ -60,6 +58,7 @@ from sunny_pipelines_tests.stack import app_env, dagster_home
 
 MODULE = "sunny_pipelines_tests.benchmarks.bench_classification"
 SIDES = ("loop", "dagster")
+LABELS = {"wall_seconds": "first classification", "unchanged_wall_seconds": "nothing changed"}
 
 
 def loop_main(argv: list[str]) -> int:
@@ -160,27 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         home = dagster_home(workdir / "dagster_home", users)
         env = app_env(home=home, database_url=url, token_key=key, sandbox_url=sandbox)
         print(f"{len(users)} users, concurrency {user_concurrency()}, logs {workdir}", flush=True)
-        if args.warmup:
-            for side in SIDES:
-                sample(side, database, env, sandbox, files, users)
-        runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
-        for i, order in enumerate(alternating_orders(SIDES, args.samples), 1):
-            for side in order:
-                result = sample(side, database, env, sandbox, files, users)
-                runs[side].append(result)
-                print(f"  sample {i} {side}: {json.dumps(result)}", flush=True)
+        runs = sampled_sides(
+            SIDES, args.samples, args.warmup, lambda side: sample(side, database, env, sandbox, files, users)
+        )
     figures: dict[str, Any] = {
         "config": {"users": len(users), "concurrency": user_concurrency()},
         "samples": runs,
+        **compare_sides(runs, LABELS),
     }
-    for side in SIDES:
-        figures[side] = {"wall_seconds": summarize([r["wall_seconds"] for r in runs[side]])}
-        print(format_summary(f"{side}: first classification", figures[side]["wall_seconds"]))
-    figures["ratio_of_medians_dagster_over_loop"] = ratio(
-        figures["dagster"]["wall_seconds"]["median"], figures["loop"]["wall_seconds"]["median"]
-    )
     every = [r for side in SIDES for r in runs[side]]
-    print(f"ratio of medians dagster / loop: {figures['ratio_of_medians_dagster_over_loop']:.2f}x")
     print(
         f"documents classified: {sorted({r['documents_classified'] for r in every})}; documents per "
         f"second: {sorted(r['documents_per_second'] for r in every)}; model calls: "

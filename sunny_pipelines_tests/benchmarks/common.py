@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -250,3 +250,35 @@ def write_json(path: Path | str | None, benchmark: str, figures: dict[str, Any])
     target.write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
     print(f"figures written to {target}", flush=True)
     return target
+
+
+def sampled_sides(
+    sides: Sequence[str], samples: int, warmup: bool, run_one: Callable[[str], dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """A warm-up of each side (not counted), then ``samples`` rounds in alternating order; each
+    round's result is printed as it comes."""
+    if warmup:
+        for side in sides:
+            run_one(side)
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    for i, order in enumerate(alternating_orders(sides, samples), 1):
+        for side in order:
+            result = run_one(side)
+            runs[side].append(result)
+            print(f"  sample {i} {side}: {json.dumps(result)}", flush=True)
+    return runs
+
+
+def compare_sides(runs: dict[str, list[dict[str, Any]]], labels: dict[str, str]) -> dict[str, Any]:
+    """Median and spread of each side's figures named in ``labels`` (figure -> printed label), and
+    the ratio of the `wall_seconds` medians dagster / loop; printed and returned."""
+    figures: dict[str, Any] = {}
+    for side, results in runs.items():
+        figures[side] = {name: summarize([r[name] for r in results]) for name in labels}
+        for name, label in labels.items():
+            print(format_summary(f"{side}: {label}", figures[side][name]))
+    figures["ratio_of_medians_dagster_over_loop"] = ratio(
+        figures["dagster"]["wall_seconds"]["median"], figures["loop"]["wall_seconds"]["median"]
+    )
+    print(f"ratio of medians dagster / loop: {figures['ratio_of_medians_dagster_over_loop']:.2f}x")
+    return figures
