@@ -198,6 +198,35 @@ def _user_for_mailbox(conn: Connection, email: str) -> str | None:
     return user_id
 
 
+def _insert_or_reject(
+    conn: Connection,
+    source: Source,
+    user_id: str | None,
+    dedup_key: str,
+    payload: dict[str, Any],
+    rejected_because: str | None,
+) -> int | None:
+    return insert_inbox_row(
+        conn,
+        source=source,
+        user_id=user_id,
+        dedup_key=dedup_key,
+        payload=payload,
+        status=InboxStatus.REJECTED if rejected_because else InboxStatus.PENDING,
+        error=rejected_because,
+    )
+
+
+def _stored(inbox_id: int | None, user_id: str | None, rejected_because: str | None) -> StoreResult:
+    """What an insert of an authenticated notification came to: a duplicate delivery, a row
+    recorded `rejected` (acknowledged, never run), or a pending row."""
+    if inbox_id is None:
+        return StoreResult("duplicate", None, user_id)
+    if rejected_because:
+        return StoreResult("recorded_rejected", inbox_id, None, rejected_because)
+    return StoreResult("accepted", inbox_id, user_id)
+
+
 def store_gmail_notification(
     engine: Engine,
     message_id: str,
@@ -214,20 +243,8 @@ def store_gmail_notification(
             user_id = _user_for_mailbox(conn, payload["emailAddress"])
             if user_id is None:
                 reason = "unknown_mailbox"
-        inbox_id = insert_inbox_row(
-            conn,
-            source=Source.GOOGLE_GMAIL,
-            user_id=user_id,
-            dedup_key=dedup_key,
-            payload=payload,
-            status=InboxStatus.REJECTED if reason else InboxStatus.PENDING,
-            error=reason,
-        )
-    if inbox_id is None:
-        return StoreResult("duplicate", None, user_id)
-    if reason:
-        return StoreResult("recorded_rejected", inbox_id, None, reason)
-    return StoreResult("accepted", inbox_id, user_id)
+        inbox_id = _insert_or_reject(conn, Source.GOOGLE_GMAIL, user_id, dedup_key, payload, reason)
+    return _stored(inbox_id, user_id, reason)
 
 
 def store_attendee_notification(
@@ -252,20 +269,9 @@ def store_attendee_notification(
                 .limit(1)
             ).scalar_one_or_none()
         reason = None if user_id else "unknown_bot: no user of ours has this bot"
-        inbox_id = insert_inbox_row(
-            conn,
-            source=Source.ATTENDEE,
-            user_id=user_id,
-            dedup_key=f"attendee:{payload['idempotency_key']}",
-            payload=payload,
-            status=InboxStatus.REJECTED if reason else InboxStatus.PENDING,
-            error=reason,
-        )
-    if inbox_id is None:
-        return StoreResult("duplicate", None, user_id)
-    if reason:
-        return StoreResult("recorded_rejected", inbox_id, None, reason)
-    return StoreResult("accepted", inbox_id, user_id)
+        key = f"attendee:{payload['idempotency_key']}"
+        inbox_id = _insert_or_reject(conn, Source.ATTENDEE, user_id, key, payload, reason)
+    return _stored(inbox_id, user_id, reason)
 
 
 def check_database(engine: Engine) -> None:
