@@ -30,8 +30,21 @@ def per_user_job(name: str, asset: dg.AssetsDefinition, description: str) -> Job
     )
 
 
-def _tick(context: dg.ScheduleEvaluationContext) -> str:
-    return (context.scheduled_execution_time or datetime.now(UTC)).isoformat()
+def _batched_runs(
+    context: dg.ScheduleEvaluationContext,
+    name: str,
+    job: Job,
+    keys: list[str],
+    selected: set[str],
+    nothing: str,
+) -> dg.SkipReason | list[dg.RunRequest]:
+    """One schedule tick's batched runs of ``job`` over ``selected`` users, or why there are none."""
+    if not selected:
+        return dg.SkipReason(nothing)
+    tick = (context.scheduled_execution_time or datetime.now(UTC)).isoformat()
+    return range_run_requests(
+        keys, selected, run_key_prefix=f"{name}:{tick}", trigger=Trigger.SCHEDULE, job_name=job.name
+    )
 
 
 def due_users_schedule(
@@ -52,10 +65,8 @@ def due_users_schedule(
         keys = context.instance.get_dynamic_partitions(users.name)
         with database.begin() as conn:
             due = sync.due(conn, keys, datetime.now(UTC))
-        if not due:
-            return dg.SkipReason(f"none of {len(keys)} users is due for a {sync.service} sync")
-        return range_run_requests(
-            keys, due, run_key_prefix=f"{name}:{_tick(context)}", trigger=Trigger.SCHEDULE, job_name=job.name
+        return _batched_runs(
+            context, name, job, keys, due, f"none of {len(keys)} users is due for a {sync.service} sync"
         )
 
     return due_users
@@ -87,11 +98,6 @@ def upkeep_schedule(
             needing = users_needing(conn, datetime.now(UTC), google)
         if isinstance(needing, dg.SkipReason):
             return needing
-        work = needing & set(keys)
-        if not work:
-            return dg.SkipReason(nothing_to_do)
-        return range_run_requests(
-            keys, work, run_key_prefix=f"{name}:{_tick(context)}", trigger=Trigger.SCHEDULE, job_name=job.name
-        )
+        return _batched_runs(context, name, job, keys, needing & set(keys), nothing_to_do)
 
     return upkeep
