@@ -1,6 +1,8 @@
 """The `sunny_pipelines` code location: what each domain registers, merged, plus the shared
 sensors built from the domains' registrations. Adding a domain is one line in `DOMAINS`."""
 
+import functools
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,6 +12,7 @@ from sunny_pipelines import accounts, ai, calendar, drive, gmail, meetings
 from sunny_pipelines.accounts.sensors import build_connected_users_sensor
 from sunny_pipelines.inbox.jobs import replay_inbox
 from sunny_pipelines.inbox.sensors import build_webhook_inbox_sensor
+from sunny_pipelines.partitions import Job, users
 from sunny_pipelines.per_user import Domain
 from sunny_pipelines.resources import build_resources
 
@@ -23,14 +26,27 @@ DOMAINS: list[Domain] = [
 ]
 
 
+def sync_all_users_job(first_sync_jobs: Sequence[Job]) -> Job:
+    """The old `sync_all_users()`: every service's first-sync assets in one job over `users`, so an
+    operator syncs a user, a range or everyone (a backfill of all partitions) from the UI."""
+    return dg.define_asset_job(
+        "sync_all_users",
+        selection=functools.reduce(operator.or_, (job.selection for job in first_sync_jobs)),
+        partitions_def=users,
+        executor_def=dg.in_process_executor,
+        description="Full sync of every service for the selected users (launch a backfill of the "
+        "`users` partitions: all of them, a range, or one user).",
+    )
+
+
 def platform_definitions(domains: Sequence[Domain]) -> dg.Definitions:
-    """The inbox sensor, the users sensor and the replay job, for these domains."""
+    """The inbox sensor, the users sensor, the replay job and `sync_all_users`, for these domains."""
     jobs_by_source = {
         source: domain.inbox_job for domain in domains if domain.inbox_job for source in domain.inbox_sources
     }
     first_sync_jobs = [domain.first_sync_job for domain in domains if domain.first_sync_job]
     return dg.Definitions(
-        jobs=[replay_inbox],
+        jobs=[replay_inbox, *([sync_all_users_job(first_sync_jobs)] if first_sync_jobs else [])],
         sensors=[build_webhook_inbox_sensor(jobs_by_source), build_connected_users_sensor(first_sync_jobs)],
     )
 
