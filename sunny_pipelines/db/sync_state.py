@@ -13,6 +13,10 @@ from sunny_pipelines.db.upserts import upsert
 
 # The model's default cadence, for a service whose domain names none.
 DEFAULT_INTERVAL_SECONDS = 30 * 60
+# A sync finishes (and is stamped) some seconds after the schedule tick that started it: without
+# this slack the tick one interval later finds it a few seconds short, and the user waits a whole
+# extra tick (a 5-minute interval on a 5-minute schedule would mean every 10 minutes).
+DUE_SLACK_SECONDS = 60
 
 
 def is_due(
@@ -21,13 +25,13 @@ def is_due(
     now: datetime,
     last_failed_at: datetime | None = None,
 ) -> bool:
-    """Whether ``interval_seconds`` have passed since the last attempt: the last success, or the
-    last failure while failing (so a failing sync is retried at its backed-off interval, not at
-    every schedule tick)."""
+    """Whether ``interval_seconds`` (less `DUE_SLACK_SECONDS`) have passed since the last
+    attempt: the last success, or the last failure while failing (so a failing sync is retried at
+    its backed-off interval, not at every schedule tick)."""
     since = max((t for t in (last_synced_at, last_failed_at) if t is not None), default=None)
     if since is None:
         return True
-    return (now - since).total_seconds() >= interval_seconds
+    return (now - since).total_seconds() >= interval_seconds - DUE_SLACK_SECONDS
 
 
 def due_users(
