@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from sunny_pipelines.accounts.intervals import (
     HISTORY_COLUMNS,
@@ -152,7 +152,7 @@ def optimize_sync_intervals(
     return Optimization(intervals=intervals, history_rows_read=read, history_rows_pruned=pruned)
 
 
-def _write_changed(conn: Any, computed: pd.DataFrame) -> None:
+def _write_changed(conn: Connection, computed: pd.DataFrame) -> None:
     changed = computed[computed["interval_seconds"] != computed["previous_seconds"]]
     if changed.empty:
         return
