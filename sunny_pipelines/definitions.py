@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from sunny_pipelines import accounts, ai, calendar, drive, gmail, meetings
+from sunny_pipelines.accounts.optimization import build_sync_optimization
 from sunny_pipelines.accounts.sensors import build_connected_users_sensor
 from sunny_pipelines.inbox.jobs import replay_inbox
 from sunny_pipelines.inbox.sensors import build_webhook_inbox_sensor
@@ -40,14 +41,21 @@ def sync_all_users_job(first_sync_jobs: Sequence[Job]) -> Job:
 
 
 def platform_definitions(domains: Sequence[Domain]) -> dg.Definitions:
-    """The inbox sensor, the users sensor, the replay job and `sync_all_users`, for these domains."""
+    """The inbox sensor, the users sensor, the replay job, `sync_all_users` and the sync
+    optimization (tuning the domains' per-user syncs), for these domains."""
     jobs_by_source = {
         source: domain.inbox_job for domain in domains if domain.inbox_job for source in domain.inbox_sources
     }
     first_sync_jobs = [domain.first_sync_job for domain in domains if domain.first_sync_job]
-    return dg.Definitions(
-        jobs=[replay_inbox, *([sync_all_users_job(first_sync_jobs)] if first_sync_jobs else [])],
-        sensors=[build_webhook_inbox_sensor(jobs_by_source), build_connected_users_sensor(first_sync_jobs)],
+    return dg.Definitions.merge(
+        dg.Definitions(
+            jobs=[replay_inbox, *([sync_all_users_job(first_sync_jobs)] if first_sync_jobs else [])],
+            sensors=[
+                build_webhook_inbox_sensor(jobs_by_source),
+                build_connected_users_sensor(first_sync_jobs),
+            ],
+        ),
+        build_sync_optimization([domain.sync for domain in domains if domain.sync]),
     )
 
 

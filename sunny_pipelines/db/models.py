@@ -123,7 +123,34 @@ class SyncState(Base):
     last_change_count: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # When the latest failure was recorded: a failing sync waits its interval from its last
+    # attempt, not from its last success (else the backed-off interval would never hold).
+    last_failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = _now_default()
+
+
+class SyncHistory(Base):
+    """One row per finished sync of a (user, service): what the sync optimization learns each
+    user's cadence from. Appended with the `sync_state` update, pruned after a retention period."""
+
+    __tablename__ = "sync_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    service: Mapped[str] = mapped_column(String(32), nullable=False)
+    finished_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    ok: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    # Changes the sync found (0 for a failure).
+    change_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # The run's `sunny/trigger` (schedule, inbox, first_sync, ...), when the caller knows it.
+    trigger: Mapped[str | None] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_sync_history_user_service_finished", "user_id", "service", "finished_at"),
+        # Pruning deletes the oldest rows first.
+        Index("ix_sync_history_finished_at", "finished_at"),
+    )
 
 
 class WatchChannel(Base):

@@ -159,7 +159,12 @@ def sync_users(
             with database.begin() as conn:
                 inbox_rows.mark_failed(conn, claimed, run_id, error, datetime.now(UTC))
                 sync_state.record_failure(
-                    conn, user_id, spec.service, error, default_interval_seconds=spec.default_interval_seconds
+                    conn,
+                    user_id,
+                    spec.service,
+                    error,
+                    default_interval_seconds=spec.default_interval_seconds,
+                    trigger=trigger.value,
                 )
             raise
         with database.begin() as conn:
@@ -172,6 +177,7 @@ def sync_users(
                 spec.service,
                 int(metadata.get("change_count", 0)),
                 default_interval_seconds=spec.default_interval_seconds,
+                trigger=trigger.value,
             )
         return {**metadata, "trigger": trigger.value, "inbox_rows_done": done}
 
