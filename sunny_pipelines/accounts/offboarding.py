@@ -278,20 +278,6 @@ def forget_partition(
     return f"partition removed, history wiped on {wiped} assets"
 
 
-def user_partitioned_assets(context: dg.OpExecutionContext) -> list[dg.AssetKey]:
-    """Every asset of the code location over the `users` partitions."""
-    graph = context.repository_def.asset_graph
-    return sorted(
-        (
-            key
-            for key in graph.get_all_asset_keys()
-            if isinstance(graph.get(key).partitions_def, dg.DynamicPartitionsDefinition)
-            and graph.get(key).partitions_def.name == users.name
-        ),
-        key=lambda key: key.to_user_string(),
-    )
-
-
 # -- Dagster -------------------------------------------------------------------------------------
 
 
@@ -308,7 +294,8 @@ def revoke_and_offboard(
     now = datetime.now(UTC)
     with database.begin() as conn:
         todo = candidates(conn, now)
-    asset_keys = user_partitioned_assets(context)
+    # Every asset the instance has history of (the run of this op knows no asset definitions).
+    asset_keys = sorted(context.instance.get_asset_keys(), key=lambda key: key.to_user_string())
     done: dict[str, str] = {}
     failures: dict[str, str] = {}
     purged_rows = meetings_removed = 0
