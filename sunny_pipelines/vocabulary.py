@@ -66,8 +66,36 @@ class GrantStatus(StrEnum):
     """`google_connections.status`."""
 
     ACTIVE = "active"
+    # Google refused the grant (invalid_grant, a required scope withdrawn): the user must consent again.
     NEEDS_REAUTH = "needs_reauth"
+    # The user disconnected Google in the frontend: the revocation job revokes it at Google.
+    DISCONNECTED = "disconnected"
+    # Revoked at Google by us, tokens erased.
     REVOKED = "revoked"
+
+
+class GoogleScope(StrEnum):
+    """The OAuth scopes Sunny asks Google for."""
+
+    EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+    CALENDAR = "https://www.googleapis.com/auth/calendar"
+    DRIVE = "https://www.googleapis.com/auth/drive"
+    GMAIL = "https://www.googleapis.com/auth/gmail.modify"
+
+
+# The one place that says which scopes each Google service's sync needs: the consent screen asks
+# for them, and the daily token validation marks a grant that lost one as needing re-consent.
+SERVICE_SCOPES: dict[Service, tuple[GoogleScope, ...]] = {
+    Service.CALENDAR: (GoogleScope.CALENDAR,),
+    Service.CALENDAR_LIST: (GoogleScope.CALENDAR,),
+    Service.DRIVE: (GoogleScope.DRIVE,),
+    Service.GMAIL: (GoogleScope.GMAIL,),
+}
+# What every grant must carry: the account's address, and every service's scopes.
+REQUIRED_SCOPES: tuple[GoogleScope, ...] = (
+    GoogleScope.EMAIL,
+    *sorted({scope for scopes in SERVICE_SCOPES.values() for scope in scopes}),
+)
 
 
 class ChannelKind(StrEnum):

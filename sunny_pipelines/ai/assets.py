@@ -18,8 +18,11 @@ from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import Service
 
 POOL = "ai"  # the old "ai" Celery queue
-CLASSIFICATION = UserSync(service=Service.CLASSIFICATION, default_interval_seconds=30 * 60)
-SUMMARIES = UserSync(service=Service.SUMMARIES, default_interval_seconds=30 * 60)
+# Both read our tables and call the model, never Google.
+CLASSIFICATION = UserSync(
+    service=Service.CLASSIFICATION, default_interval_seconds=30 * 60, needs_google_grant=False
+)
+SUMMARIES = UserSync(service=Service.SUMMARIES, default_interval_seconds=30 * 60, needs_google_grant=False)
 PER_USER_AI_ASSET = per_user_asset(pool=POOL, group_name="ai", kinds={"openai", "sql"})
 
 

@@ -46,6 +46,32 @@ def usable_users(conn: Connection, user_ids: Iterable[str]) -> set[str]:
     )
 
 
+def unusable_reason(user_status: str | None, grant_status: str | None, last_error: str | None) -> str | None:
+    """Why a user's Google data cannot be synced now (None: it can), in words for operators."""
+    if user_status is None:
+        return "no such user"
+    if user_status != UserStatus.ACTIVE:
+        return f"user is {user_status}"
+    if grant_status is None:
+        return "no Google connection"
+    if grant_status != GrantStatus.ACTIVE:
+        return f"Google connection is {grant_status}" + (f": {last_error}" if last_error else "")
+    return None
+
+
+def unusable_users(conn: Connection, user_ids: Iterable[str]) -> dict[str, str]:
+    """Those of ``user_ids`` without a usable grant, with the reason (`unusable_reason`)."""
+    wanted = list(user_ids)
+    rows = conn.execute(
+        select(User.id, User.status, GoogleConnection.status, GoogleConnection.last_error)
+        .join(GoogleConnection, GoogleConnection.user_id == User.id, isouter=True)
+        .where(User.id.in_(wanted))
+    ).all()
+    found = {user_id: (status, grant, error) for user_id, status, grant, error in rows}
+    reasons = {user_id: unusable_reason(*found.get(user_id, (None, None, None))) for user_id in wanted}
+    return {user_id: reason for user_id, reason in reasons.items() if reason is not None}
+
+
 def google_address(conn: Connection, user_id: str) -> str:
     """The user's own address: the Google account's, else the Sunny account's (lower case)."""
     google_email, email = conn.execute(
@@ -89,6 +115,8 @@ def store_google_grants(conn: Connection, cipher: Encrypter, grants: Iterable[Ma
                 "scopes": list(grant.get("scopes") or []),
                 "status": GrantStatus.ACTIVE,
                 "last_error": None,
+                "needs_reauth_since": None,
+                "revoked_at": None,
             }
         )
     upsert(conn, User.__table__, users, ["id"])

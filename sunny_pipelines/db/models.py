@@ -86,10 +86,14 @@ class GoogleConnection(Base):
     refresh_token: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     scopes: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
-    # active | needs_reauth | revoked
+    # active | needs_reauth | disconnected | revoked (vocabulary.GrantStatus)
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
     last_validated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_refreshed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # When the grant entered needs_reauth: past SUNNY_REAUTH_GRACE_DAYS it is revoked.
+    needs_reauth_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # When we revoked it at Google and erased its tokens.
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now_default()
     updated_at: Mapped[datetime] = _now_default()

@@ -180,6 +180,37 @@ def claim(
     return sorted((_row(r) for r in claimed), key=lambda row: row.id)
 
 
+def reject(
+    conn: Connection,
+    user_id: str,
+    sources: Collection[str],
+    reason: str,
+    run_id: str,
+    now: datetime,
+    finished: FinishedRuns,
+) -> int:
+    """Close ``user_id``'s deliverable rows of ``sources`` as ``rejected`` with ``reason``: the
+    user cannot be synced (no usable grant), and a pending row would only bring runs back. Nothing
+    is lost: the saved cursor catches up with these changes once the user can be synced again.
+    Rows a live run holds are left to it."""
+    if not sources:
+        return 0
+    mine = and_(WebhookInbox.user_id == user_id, WebhookInbox.source.in_(list(sources)))
+    ids, gone = _claimable(conn, and_(mine, deliverable(now)), run_id, finished)
+    if not ids:
+        return 0
+    return conn.execute(
+        update(WebhookInbox)
+        .where(WebhookInbox.id.in_(ids), deliverable(now), _free(gone))
+        .values(
+            status=InboxStatus.REJECTED,
+            processed_at=now,
+            next_attempt_at=None,
+            error=reason[:ERROR_CHARS],
+        )
+    ).rowcount
+
+
 def mark_done(conn: Connection, rows: Sequence[InboxRow], run_id: str, now: datetime) -> int:
     """Finish the rows this run claimed (a row another run took over since is left to it)."""
     if not rows:

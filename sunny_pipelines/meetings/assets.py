@@ -18,6 +18,8 @@ MEETINGS_SYNC = UserSync(
     # Calendar changes reach the decision at once (meetings_after_calendar_sync_sensor); this is
     # the backstop of `auto_schedule_all_bots`.
     default_interval_seconds=30 * 60,
+    # Reads our tables and calls Attendee, never Google: a user waiting for re-consent keeps their bots.
+    needs_google_grant=False,
 )
 
 POOL = "attendee"  # the old "attendee" Celery queue

@@ -32,6 +32,7 @@ import dagster as dg
 from sqlalchemy import Connection
 
 from sunny_pipelines.db import sync_state
+from sunny_pipelines.db.grants import unusable_users
 from sunny_pipelines.db.locks import sync_lock
 from sunny_pipelines.inbox import rows as inbox_rows
 from sunny_pipelines.inbox.claimants import finished_runs
@@ -75,6 +76,8 @@ class UserSync:
     inbox_sources: frozenset[Source] = field(default_factory=frozenset)
     default_interval_seconds: int = sync_state.DEFAULT_INTERVAL_SECONDS
     lock_wait_seconds: float = LOCK_WAIT_SECONDS
+    # Its work calls Google: users without a usable grant are skipped, with the reason.
+    needs_google_grant: bool = True
 
     def due(self, conn: Connection, user_ids: Sequence[str], now: datetime) -> set[str]:
         """Who a schedule run works on: users whose interval has elapsed."""
@@ -131,6 +134,12 @@ def sync_users(
     run_id = context.run_id
     # Rows claimed by a run that has finished are free to claim again.
     claims_void = functools.partial(finished_runs, context.instance)
+    if spec.needs_google_grant:
+        with database.begin() as conn:
+            without_grant = unusable_users(conn, user_ids)
+        if without_grant:
+            yield from skip_without_grant(context, database, spec, without_grant, claims_void)
+            user_ids = [user_id for user_id in user_ids if user_id not in without_grant]
     scheduled: set[str] = set()
     if trigger == Trigger.SCHEDULE:
         with database.begin() as conn:
@@ -182,6 +191,37 @@ def sync_users(
         return {**metadata, "trigger": trigger.value, "inbox_rows_done": done}
 
     yield from for_each_user(context, user_ids, sync_one, max_workers=max_workers)
+
+
+def skip_without_grant(
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    spec: UserSync,
+    reasons: Mapping[str, str],
+    claims_void: inbox_rows.FinishedRuns,
+) -> Iterator[dg.AssetObservation]:
+    """Users whose grant cannot be used (waiting for re-consent, revoked, deleted) are not synced:
+    their inbox rows are rejected with the reason (their saved cursor catches up once they
+    reconnect, so nothing is lost), the run log names them, and each partition gets an
+    observation saying why it was skipped."""
+    now = datetime.now(UTC)
+    for user_id, reason in sorted(reasons.items()):
+        with database.begin() as conn:
+            rejected = inbox_rows.reject(
+                conn, user_id, spec.inbox_sources, f"skipped: {reason}", context.run_id, now, claims_void
+            )
+        yield dg.AssetObservation(
+            asset_key=context.asset_key,
+            partition=user_id,
+            metadata={"skipped": reason, "inbox_rows_rejected": rejected},
+        )
+    named = sorted(reasons.items())[:USERS_NAMED_IN_FAILURE]
+    more = len(reasons) - len(named)
+    context.log.warning(
+        f"skipped {len(reasons)} users without a usable Google grant: "
+        + "; ".join(f"{user}: {reason[:300]}" for user, reason in named)
+        + (f"; and {more} more (see each partition's observation)" if more else "")
+    )
 
 
 def for_each_user(

@@ -21,7 +21,7 @@ from sunny_pipelines.db.models import GoogleConnection, User, WatchChannel
 from sunny_pipelines.db.secrets import channel_token_digest, new_channel_token
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleGrantError, GoogleResource, GoogleSession, http_status
-from sunny_pipelines.vocabulary import ChannelStatus, GrantStatus
+from sunny_pipelines.vocabulary import ChannelKind, ChannelStatus, GrantStatus
 
 # What a channel watches: (kind, target), target None for a per-user collection.
 Target = tuple[str, str | None]
@@ -303,3 +303,56 @@ def record_expired(database: DatabaseResource, kinds: Collection[str], now: date
             )
             .values(status=ChannelStatus.EXPIRED, stopped_at=now)
         ).rowcount
+
+
+def stopper_for_kind(session: GoogleSession, kind: str) -> StopAtGoogle | None:
+    """How a channel of ``kind`` is stopped at Google (each API stops its own channels), for
+    callers that stop every channel of a user whatever its domain; None for a kind it does not know."""
+    if kind in (ChannelKind.CALENDAR_EVENTS, ChannelKind.CALENDAR_LIST):
+        return web_hook_stopper(session.calendar().channels(), session.execute)
+    if kind == ChannelKind.DRIVE_CHANGES:
+        return web_hook_stopper(session.drive().channels(), session.execute)
+    if kind == ChannelKind.GMAIL_MAILBOX:
+        return lambda channel: session.execute(session.gmail().users().stop(userId="me"))
+    return None
+
+
+def stop_user_channels(log: Any, google: GoogleResource, database: DatabaseResource, user_id: str) -> int:
+    """Stop every active channel of ``user_id``: at Google while the stored grant still allows
+    (whatever its status), else only here; a channel recorded stopped is refused by the receiver
+    and Google drops it when it expires. How many were stopped."""
+    with database.begin() as conn:
+        channels = [
+            Channel(*row)
+            for row in conn.execute(
+                select(
+                    WatchChannel.id,
+                    WatchChannel.service,
+                    WatchChannel.target,
+                    WatchChannel.resource_id,
+                    WatchChannel.expires_at,
+                ).where(WatchChannel.user_id == user_id, WatchChannel.status == ChannelStatus.ACTIVE)
+            )
+        ]
+    if not channels:
+        return 0
+    session: GoogleSession | None = None
+    try:
+        session = GoogleSession(google, user_id, any_status=True)
+        session.ensure_fresh_token()
+    except GoogleGrantError as exc:
+        log.info(f"user {user_id}: channels stopped here only, Google refuses the grant ({exc.reason})")
+        session = None
+    for channel in channels:
+        stopper = stopper_for_kind(session, channel.service) if session is not None else None
+        try:
+            stop_channel(database, channel, ChannelStatus.STOPPED, stopper)
+        except Exception as exc:  # the channel expires at Google by itself
+            log.warning(
+                f"channel {channel.id} of user {user_id} not stopped at Google ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); recorded stopped"
+            )
+            record_stopped(database, channel.id, ChannelStatus.STOPPED)
+            if isinstance(exc, GoogleGrantError):
+                session = None  # no use trying the user's other channels
+    return len(channels)

@@ -30,6 +30,8 @@ from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import GrantStatus
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+GOOGLE_TOKENINFO_URI = "https://oauth2.googleapis.com/tokeninfo"
+GOOGLE_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
 # Refresh a little before expiry so a token never dies mid-sync.
 EXPIRY_MARGIN = timedelta(minutes=5)
 
@@ -88,9 +90,12 @@ def _naive_utc(value: datetime | None) -> datetime | None:
 
 
 class GoogleSession:
-    """One user's authenticated access to Google for the duration of a sync (one thread)."""
+    """One user's authenticated access to Google for the duration of a sync (one thread).
 
-    def __init__(self, resource: GoogleResource, user_id: str) -> None:
+    ``any_status`` also opens a grant that is not active (waiting for re-consent, disconnected):
+    offboarding uses it to stop the user's channels at Google while the grant still allows."""
+
+    def __init__(self, resource: GoogleResource, user_id: str, *, any_status: bool = False) -> None:
         self._resource = resource
         self.user_id = user_id
         with resource.database.begin() as conn:
@@ -99,7 +104,7 @@ class GoogleSession:
             ).first()
         if conn_row is None:
             raise GoogleGrantError(user_id, "no Google connection")
-        if conn_row.status != GrantStatus.ACTIVE:
+        if conn_row.status != GrantStatus.ACTIVE and not (any_status and conn_row.refresh_token):
             raise GoogleGrantError(user_id, f"connection is {conn_row.status}: {conn_row.last_error or ''}")
         cipher = resource.cipher
         self.credentials = Credentials(
@@ -224,20 +229,40 @@ class GoogleResource(dg.ConfigurableResource):
     def token_uri(self) -> str:
         return self.sandbox_base + "/token" if self.sandbox_base else GOOGLE_TOKEN_URI
 
+    @property
+    def tokeninfo_uri(self) -> str:
+        return self.sandbox_base + "/tokeninfo" if self.sandbox_base else GOOGLE_TOKENINFO_URI
+
+    @property
+    def revoke_uri(self) -> str:
+        return self.sandbox_base + "/revoke" if self.sandbox_base else GOOGLE_REVOKE_URI
+
+    def oauth_request(self) -> google.auth.transport.requests.Request:
+        """google-auth's transport for the OAuth endpoints, with this resource's timeout."""
+        return _TimeoutRequest(self.timeout_seconds)
+
     def session(self, user_id: str) -> GoogleSession:
         """Credentials for ``user_id``, refreshed if needed; raises GoogleGrantError if unusable."""
         session = GoogleSession(self, user_id)
         session.ensure_fresh_token()
         return session
 
-    def mark_needs_reauth(self, user_id: str, reason: str) -> None:
+    def mark_needs_reauth(self, user_id: str, reason: str) -> bool:
+        """An active grant Google refused now waits for re-consent, with the reason (never a
+        token); a grant already in another state keeps it. Whether it changed."""
+        now = datetime.now(UTC)
         with self.database.begin() as conn:
-            conn.execute(
-                update(GoogleConnection)
-                .where(GoogleConnection.user_id == user_id)
-                .values(
-                    status=GrantStatus.NEEDS_REAUTH, last_error=reason[:2000], updated_at=datetime.now(UTC)
-                )
+            return bool(
+                conn.execute(
+                    update(GoogleConnection)
+                    .where(GoogleConnection.user_id == user_id, GoogleConnection.status == GrantStatus.ACTIVE)
+                    .values(
+                        status=GrantStatus.NEEDS_REAUTH,
+                        last_error=reason[:2000],
+                        needs_reauth_since=now,
+                        updated_at=now,
+                    )
+                ).rowcount
             )
 
 

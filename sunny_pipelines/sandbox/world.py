@@ -163,6 +163,10 @@ class World:
     def token_info(self, token: str) -> dict[str, Any] | None:
         return self.accounts.token_info(token)
 
+    def remove_grant_scope(self, email: str, scope: str) -> None:
+        """The user withdraws ``scope`` from their grant: tokeninfo no longer lists it."""
+        self.accounts.remove_scope(self.get_user(email), scope)
+
     # -- faults -------------------------------------------------------------------------------------------
 
     @property

@@ -73,6 +73,8 @@ class Accounts:
         self._access_tokens: dict[str, AccessToken] = {}  # by token
         self._refresh_token_owner: dict[str, str] = {}  # refresh token -> user id
         self._newest_access_token: dict[str, AccessToken] = {}  # by user id
+        # Injected token endpoint outages: [user email or None (any user), answers left, status].
+        self._token_faults: list[list[Any]] = []
 
     def add_user(
         self,
@@ -169,6 +171,7 @@ class Accounts:
             user = self.users.get(user_id) if user_id else None
             if user is None or user.status != "active" or user.refresh_token != refresh_token:
                 raise OAuthError("invalid_grant", "Token has been expired or revoked.")
+            self._take_token_fault(user)
             self._prune_expired_tokens()
             at = self.issue_access_token(user, client_id or DEFAULT_CLIENT_ID)
             return {
@@ -243,3 +246,38 @@ class Accounts:
             self.drop_access_tokens(user)
         else:
             raise ValueError(f"not an account fault: {kind!r}")
+
+    # -- token endpoint outages and withdrawn scopes (faults) ------------------------------------
+
+    def queue_token_faults(self, email: str | None, count: int, status: int | None) -> None:
+        """The next ``count`` refresh requests (of ``email``'s grant, or anyone's) answer a 5xx."""
+        with self.lock:
+            self._token_faults.append([email, max(int(count), 0), int(status or 503)])
+
+    def clear_token_faults(self) -> None:
+        with self.lock:
+            self._token_faults.clear()
+
+    def _take_token_fault(self, user: User) -> None:
+        for fault in self._token_faults:
+            email, left, status = fault
+            if left > 0 and email in (None, user.email):
+                fault[1] -= 1
+                self._token_faults = [f for f in self._token_faults if f[1] > 0]
+                raise OAuthError("server_error", "The service is currently unavailable.", status=status)
+
+    def remove_scope(self, user: User, scope: str) -> None:
+        """The user withdraws one scope from their grant (Google's account page allows it): it is
+        gone from the grant's access tokens at once, and from the tokens refreshes give."""
+        with self.lock:
+            if scope not in user.scopes:
+                raise ValueError(f"{user.email} has not granted {scope}")
+            user.scopes = tuple(s for s in user.scopes if s != scope)
+            for token, at in list(self._access_tokens.items()):
+                if at.user_id == user.id:
+                    self._access_tokens[token] = AccessToken(
+                        at.token, at.user_id, at.expires_at, at.client_id, at.scopes - {scope}
+                    )
+            newest = self._newest_access_token.get(user.id)
+            if newest is not None and newest.token in self._access_tokens:
+                self._newest_access_token[user.id] = self._access_tokens[newest.token]

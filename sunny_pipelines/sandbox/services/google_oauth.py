@@ -20,6 +20,19 @@ class GoogleOAuth(ServicePlugin):
     """Grants live in the core (`core.accounts`), shared by every Google API; this plugin serves them."""
 
     name = "google_oauth"
+    # The token endpoint answers a 5xx to the next `count` refresh requests (`status`, default 503).
+    fault_kinds = ("token_server_error",)
+    direct_fault_kinds = ("token_server_error",)
+
+    def inject_fault(
+        self, kind: str, email: str | None, count: int, latency_ms: int, status: int | None
+    ) -> None:
+        if kind != "token_server_error":
+            raise ValueError(f"the {self.name} service has no fault {kind!r}")
+        self.world.accounts.queue_token_faults(email, count, status)
+
+    def clear_faults(self) -> None:
+        self.world.accounts.clear_token_faults()
 
     def routes(self) -> list[ApiRoute]:
         return [
