@@ -13,8 +13,6 @@ answered `{"detail": {"error": <code>, "message": <text>}}`:
   502  google_unavailable    503  database_unavailable
 """
 
-from __future__ import annotations
-
 import hmac
 import logging
 from datetime import UTC, datetime

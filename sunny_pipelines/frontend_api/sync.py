@@ -129,7 +129,7 @@ def sync_status(conn: Connection, user_id: str) -> dict[str, Any]:
         raise UnknownUser(user_id)
     states = {
         row.service: row
-        for row in conn.execute(select(SyncState).where(SyncState.user_id == user_id)).scalars()
+        for row in conn.execute(select(SyncState.__table__).where(SyncState.user_id == user_id))
     }
     pending = dict(
         conn.execute(

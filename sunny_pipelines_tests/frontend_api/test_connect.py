@@ -173,7 +173,9 @@ def test_reconnecting_reactivates_the_same_user_and_keeps_their_account(
 ):
     user = connected_users[0]
     with database.begin() as conn:
-        conn.execute(update(User).where(User.id == user["id"]).values(email="ada@sunny.test", timezone="Asia/Tokyo"))
+        conn.execute(
+            update(User).where(User.id == user["id"]).values(email="ada@sunny.test", timezone="Asia/Tokyo")
+        )
         conn.execute(
             update(GoogleConnection)
             .where(GoogleConnection.user_id == user["id"])
@@ -200,7 +202,11 @@ def test_the_callback_can_hand_the_browser_back_to_the_frontend(settings, sandbo
         answer = connect(client, sandbox.world.list_users()[0]["email"])
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("https://app.sunny.test/settings?tab=google&")
-    assert query_of(answer.headers["location"]) == {"tab": "google", "google": "connected", "user_id": "u0001"}
+    assert query_of(answer.headers["location"]) == {
+        "tab": "google",
+        "google": "connected",
+        "user_id": "u0001",
+    }
 
 
 def test_pure_parts():
@@ -212,6 +218,8 @@ def test_pure_parts():
     created = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     assert not state_is_expired(created, 600, created + timedelta(seconds=600))
     assert state_is_expired(created, 600, created + timedelta(seconds=601))
-    assert FrontendSettings(sandbox_url="disabled").authorization_url.startswith("https://accounts.google.com/")
+    assert FrontendSettings(sandbox_url="disabled").authorization_url.startswith(
+        "https://accounts.google.com/"
+    )
     assert FrontendSettings(sandbox_url="http://127.0.0.1:9/").token_url == "http://127.0.0.1:9/token"
     assert "secret" not in repr(FrontendSettings(google_client_secret="secret", frontend_api_key="secret"))
