@@ -15,6 +15,7 @@ answered `{"detail": {"error": <code>, "message": <text>}}`:
 
 import hmac
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -298,16 +299,14 @@ def create_app(settings: FrontendSettings | None = None) -> FastAPI:
     return app
 
 
+@dataclass(frozen=True)
 class _Completed:
-    """What Google gave for a flow, before anything is stored."""
+    """What Google gave for a flow, before anything is stored (the token stays out of repr)."""
 
-    def __init__(
-        self, token: dict[str, Any], account: dict[str, Any], timezone: str | None, scopes: list[str]
-    ) -> None:
-        self.token = token
-        self.account = account
-        self.timezone = timezone
-        self.scopes = scopes
+    token: dict[str, Any] = field(repr=False)
+    account: dict[str, Any]
+    timezone: str | None
+    scopes: list[str]
 
 
 def _complete(

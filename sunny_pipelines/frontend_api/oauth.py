@@ -218,7 +218,7 @@ def exchange_code(settings: FrontendSettings, code: str, flow: Flow) -> dict[str
     if response.status_code != 200:
         error = _google_error(response)
         raise ConnectError(400, "token_exchange_failed", f"Google refused the code: {error}")
-    token = response.json()
+    token = _json_object(response, "token endpoint")
     if not token.get("access_token"):
         raise ConnectError(502, "google_unavailable", "the token endpoint returned no access token")
     if not token.get("refresh_token"):
@@ -239,7 +239,17 @@ def _get(settings: FrontendSettings, url: str, access_token: str, what: str) -> 
         status = 502 if response.status_code >= 500 else 400
         code = "google_unavailable" if status == 502 else "google_refused"
         raise ConnectError(status, code, f"{what} answered {response.status_code}: {_google_error(response)}")
-    return response.json()
+    return _json_object(response, what)
+
+
+def _json_object(response: requests.Response, what: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ConnectError(502, "google_unavailable", f"{what} answered something other than a JSON object")
+    return body
 
 
 def read_account(settings: FrontendSettings, access_token: str) -> dict[str, Any]:

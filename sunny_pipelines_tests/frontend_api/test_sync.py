@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -252,3 +254,21 @@ def test_the_service_imports_no_dagster_and_no_domain():
         "sunny_pipelines.webhooks",
     )
     assert [m for m in result["sunny"] if not m.startswith(allowed)] == []
+
+
+def test_concurrent_clicks_make_one_request(api, database, connected_users):
+    user_id = connected_users[2]["id"]
+    barrier = threading.Barrier(6)
+
+    def click() -> list[int]:
+        barrier.wait()
+        answer = api.post(f"/users/{user_id}/sync", json={"services": ["gmail", "drive"]}, headers=auth())
+        assert answer.status_code == 202
+        return [r["inbox_id"] for r in answer.json()["requests"]]
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: click(), range(6)))
+    assert len({tuple(a) for a in answers}) == 1
+    with database.begin() as conn:
+        rows = conn.execute(select(WebhookInbox.source).where(WebhookInbox.user_id == user_id)).scalars()
+        assert sorted(rows) == ["google_drive", "google_gmail"]
