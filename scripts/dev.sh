@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: from a fresh clone to the Dagster UI on embedded defaults.
-# Creates .venv, migrates a local SQLite database, starts the sandbox emulator with demo users and
-# the webhook receiver, connects the users as if they had completed Google consent, and runs
-# `dagster dev`.
+# Creates .venv, migrates a local SQLite database, starts the sandbox emulator with demo users,
+# the webhook receiver and the frontend API, connects the users as if they had completed Google
+# consent, and runs `dagster dev`.
 source "$(dirname "$0")/bootstrap.sh"
 
 export SUNNY_HOME="${SUNNY_HOME:-$ROOT/.sunny}"
@@ -20,6 +20,11 @@ export SUNNY_GMAIL_PUBSUB_TOPIC="${SUNNY_GMAIL_PUBSUB_TOPIC:-projects/sunny-loca
 export SUNNY_ATTENDEE_URL="${SUNNY_ATTENDEE_URL:-$SUNNY_SANDBOX_URL}"
 # So is the AI provider (an OpenAI-compatible API).
 export SUNNY_AI_BASE_URL="${SUNNY_AI_BASE_URL:-$SUNNY_SANDBOX_URL/v1}"
+# The frontend API (connect Google, sync now, sync status) and the key the frontend calls it with.
+FRONTEND_API_PORT="${SUNNY_FRONTEND_API_PORT:-8790}"
+FRONTEND_API_URL="http://127.0.0.1:$FRONTEND_API_PORT"
+export SUNNY_FRONTEND_API_KEY="${SUNNY_FRONTEND_API_KEY:-sunny-local-frontend-key}"
+export SUNNY_OAUTH_REDIRECT_URI="${SUNNY_OAUTH_REDIRECT_URI:-$FRONTEND_API_URL/oauth/google/callback}"
 export SUNNY_ATTENDEE_WEBHOOK_SECRET="${SUNNY_ATTENDEE_WEBHOOK_SECRET:-c3VubnktbG9jYWwtYXR0ZW5kZWUtd2ViaG9vay1zZWNyZXQ=}"
 export DAGSTER_HOME="$SUNNY_HOME/dagster_home"
 mkdir -p "$DAGSTER_HOME"
@@ -59,7 +64,20 @@ pids+=($!)
 wait_healthy "$SUNNY_WEBHOOK_BASE_URL/healthz" "webhook receiver" "$SUNNY_HOME/webhooks.log"
 echo "webhook receiver: $SUNNY_WEBHOOK_BASE_URL (log: $SUNNY_HOME/webhooks.log)"
 
+python -m sunny_pipelines.frontend_api --port "$FRONTEND_API_PORT" > "$SUNNY_HOME/frontend_api.log" 2>&1 &
+pids+=($!)
+wait_healthy "$FRONTEND_API_URL/healthz" "frontend API" "$SUNNY_HOME/frontend_api.log"
+echo "frontend API: $FRONTEND_API_URL (OpenAPI: $FRONTEND_API_URL/docs; key: \$SUNNY_FRONTEND_API_KEY; log: $SUNNY_HOME/frontend_api.log)"
+
 python -m sunny_pipelines.sandbox connect-users --url "$SUNNY_SANDBOX_URL"
+
+# A Google account connected through the real OAuth flow (consent is given at once by the sandbox).
+first_email="$(python - "$SUNNY_SANDBOX_URL" <<'PY'
+import json, sys, urllib.request
+print(json.load(urllib.request.urlopen(sys.argv[1] + "/sandbox/users", timeout=5))[0]["email"])
+PY
+)"
+echo "connect (or reconnect) a Google account in a browser: $FRONTEND_API_URL/oauth/google/start?login_hint=$first_email"
 
 echo "Dagster UI: http://127.0.0.1:${DAGSTER_PORT:-3000} (the users sensor adds the demo users' partitions and syncs them)"
 dagster dev -w workspace.yaml -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}"

@@ -15,7 +15,7 @@ import sunny_pipelines
 
 PACKAGE_ROOT = Path(sunny_pipelines.__file__).parent
 DOMAINS = {"calendar", "drive", "gmail", "meetings", "ai", "accounts"}
-PLATFORM = {"per_user", "partitions", "vocabulary", "db", "resources", "inbox", "webhooks"}
+PLATFORM = {"per_user", "partitions", "vocabulary", "db", "resources", "inbox", "webhooks", "frontend_api"}
 
 
 def _unit(module: str) -> str:

@@ -517,3 +517,26 @@ class WebhookInbox(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_webhook_inbox_status_id", "status", "id"),)
+
+
+class OAuthState(Base):
+    """One Google connect flow in progress: the `state` sent to Google's consent screen (stored as
+    a digest) and its PKCE code verifier (encrypted), used at most once by the callback."""
+
+    __tablename__ = "oauth_states"
+
+    # SHA-256 of the state: a database reader cannot complete someone's flow with it.
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Fernet ciphertext of the PKCE code_verifier.
+    code_verifier: Mapped[str] = mapped_column(Text, nullable=False)
+    redirect_uri: Mapped[str] = mapped_column(String(2000), nullable=False)
+    scopes: Mapped[list[Any]] = mapped_column(JsonType, nullable=False, default=list)
+    login_hint: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = _now_default()
+    # Set when the callback took it (whatever came of it): a state is never accepted twice.
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # What came of it: the user it connected, or why it failed.
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_oauth_states_created_at", "created_at"),)

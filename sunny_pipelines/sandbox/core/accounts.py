@@ -1,11 +1,19 @@
-"""Users and their Google grants: refresh tokens, access tokens, revocation. Shared by every
-service plugin (each Google API authenticates its requests here)."""
+"""Users and their Google grants: consent (authorization codes with PKCE), refresh tokens, access
+tokens, revocation. Shared by every service plugin (each Google API authenticates its requests here).
+
+The sandbox keeps one grant per user (Google keeps one per user and client): a new consent replaces
+the user's refresh token, and with ``include_granted_scopes`` its scopes add to those of the grant
+still in force (incremental authorization).
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +27,14 @@ DEFAULT_SCOPES = (
     "https://www.googleapis.com/auth/gmail.modify",
 )
 DEFAULT_CLIENT_ID = "sandbox-client"
+# Google's authorization codes are short-lived (minutes) and single use.
+AUTHORIZATION_CODE_TTL = 600
+# Scopes a consent may ask for: OpenID Connect's short names and Google API scopes.
+OPENID_SCOPES = ("openid", "email", "profile")
+GOOGLE_SCOPE_PREFIX = "https://www.googleapis.com/auth/"
+CODE_CHALLENGE_METHODS = ("S256", "plain")
+# RFC 7636: a code verifier is 43 to 128 characters of [A-Za-z0-9-._~].
+_CODE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 # Faults the accounts carry out at once (World.inject_fault hands them here).
 ACCOUNT_FAULT_KINDS = ("revoke", "expire_access_token")
 
@@ -53,6 +69,35 @@ class User:
 
 
 @dataclass
+class AuthorizationCode:
+    """What a consent granted, waiting to be exchanged once at the token endpoint."""
+
+    code: str
+    user_id: str
+    client_id: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    offline: bool
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: float
+
+
+def pkce_challenge(verifier: str, method: str = "S256") -> str:
+    """The code challenge of ``verifier`` (RFC 7636): base64url(SHA-256) unpadded, or itself."""
+    if method == "plain":
+        return verifier
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def scope_is_known(scope: str) -> bool:
+    if scope in OPENID_SCOPES:
+        return True
+    return scope.startswith(GOOGLE_SCOPE_PREFIX) and len(scope) > len(GOOGLE_SCOPE_PREFIX)
+
+
+@dataclass
 class AccessToken:
     token: str
     user_id: str
@@ -75,6 +120,7 @@ class Accounts:
         self._newest_access_token: dict[str, AccessToken] = {}  # by user id
         # Injected token endpoint outages: [user email or None (any user), answers left, status].
         self._token_faults: list[list[Any]] = []
+        self._codes: dict[str, AuthorizationCode] = {}  # authorization codes not yet exchanged
 
     def add_user(
         self,
@@ -180,6 +226,105 @@ class Accounts:
                 "scope": " ".join(user.scopes),
                 "token_type": "Bearer",
             }
+
+    # -- consent: the authorization endpoint and the authorization_code grant ---------------------------
+
+    def authorize(
+        self,
+        *,
+        client_id: str,
+        redirect_uri: str,
+        scopes: Sequence[str],
+        login_hint: str | None,
+        offline: bool,
+        include_granted_scopes: bool,
+        code_challenge: str | None,
+        code_challenge_method: str | None,
+    ) -> AuthorizationCode:
+        """Consent given at once by the user ``login_hint`` names; returns the authorization code.
+
+        Raises OAuthError(access_denied) when no such user exists (nobody could consent), and
+        OAuthError(invalid_scope / invalid_request) for scopes or a PKCE challenge Google refuses.
+        """
+        unknown = [scope for scope in scopes if not scope_is_known(scope)]
+        if not scopes:
+            raise OAuthError("invalid_request", "Missing required parameter: scope")
+        if unknown:
+            raise OAuthError("invalid_scope", f"Some requested scopes were invalid: {' '.join(unknown)}")
+        if code_challenge is not None:
+            code_challenge_method = code_challenge_method or "plain"  # Google's default, as RFC 7636's
+            if code_challenge_method not in CODE_CHALLENGE_METHODS:
+                raise OAuthError("invalid_request", f"Invalid code_challenge_method: {code_challenge_method}")
+            if not _CODE_VERIFIER.match(code_challenge):
+                raise OAuthError("invalid_request", "Invalid code_challenge")
+        with self.lock:
+            user = self.user_by_email(login_hint) if login_hint else None
+            if user is None:
+                raise OAuthError("access_denied", "No sandbox user matches login_hint")
+            self._prune_expired_codes()
+            requested = tuple(dict.fromkeys(scopes))
+            granted = requested
+            if include_granted_scopes and user.status == "active":
+                # Incremental authorization: the new token covers every scope granted before too.
+                granted = tuple(dict.fromkeys((*user.scopes, *requested)))
+            code = AuthorizationCode(
+                code="4/sbx-" + secrets.token_urlsafe(32),
+                user_id=user.id,
+                client_id=client_id,
+                redirect_uri=redirect_uri,
+                scopes=granted,
+                offline=offline,
+                code_challenge=code_challenge,
+                code_challenge_method=code_challenge_method if code_challenge else None,
+                expires_at=self.clock.now() + AUTHORIZATION_CODE_TTL,
+            )
+            self._codes[code.code] = code
+            return code
+
+    def exchange_code(
+        self, code: str, client_id: str | None, redirect_uri: str | None, code_verifier: str | None
+    ) -> dict[str, Any]:
+        """The token endpoint's authorization_code grant. A code is used at most once: any attempt
+        consumes it, so a verifier cannot be guessed and a replayed code is `invalid_grant`."""
+        with self.lock:
+            grant = self._codes.pop(code, None)
+            if grant is None or grant.expires_at <= self.clock.now():
+                raise OAuthError("invalid_grant", "Malformed auth code.")
+            if client_id != grant.client_id:
+                raise OAuthError("invalid_grant", "The authorization code was issued to another client.")
+            if redirect_uri != grant.redirect_uri:
+                raise OAuthError("redirect_uri_mismatch", "Bad Request")
+            if grant.code_challenge is not None:
+                if not code_verifier:
+                    raise OAuthError("invalid_grant", "Missing code verifier.")
+                expected = grant.code_challenge
+                method = grant.code_challenge_method or "plain"
+                if not _CODE_VERIFIER.match(code_verifier) or not secrets.compare_digest(
+                    pkce_challenge(code_verifier, method), expected
+                ):
+                    raise OAuthError("invalid_grant", "Invalid code verifier.")
+            user = self.users[grant.user_id]
+            user.scopes = grant.scopes
+            if grant.offline or user.status != "active":
+                # A new grant: its refresh token replaces the user's previous one (access tokens
+                # already issued live on until they expire, as at Google).
+                self._new_grant(user)
+            self._prune_expired_tokens()
+            at = self.issue_access_token(user, grant.client_id)
+            body: dict[str, Any] = {
+                "access_token": at.token,
+                "expires_in": ACCESS_TOKEN_TTL,
+                "scope": " ".join(grant.scopes),
+                "token_type": "Bearer",
+            }
+            if grant.offline:
+                body["refresh_token"] = user.refresh_token
+            return body
+
+    def _prune_expired_codes(self) -> None:
+        now = self.clock.now()
+        for code in [c for c, grant in self._codes.items() if grant.expires_at <= now]:
+            del self._codes[code]
 
     def _prune_expired_tokens(self) -> None:
         now = self.clock.now()

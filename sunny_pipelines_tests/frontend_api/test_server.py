@@ -1,0 +1,89 @@
+"""`python -m sunny_pipelines.frontend_api --port N` on the embedded defaults a developer runs:
+SQLite migrated by the CLI, the sandbox for Google, every hop over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import requests
+from sqlalchemy import select
+
+from sunny_pipelines.db.engine import PROJECT_ROOT
+from sunny_pipelines.db.models import GoogleConnection, WebhookInbox
+from sunny_pipelines.resources.database import DatabaseResource
+from sunny_pipelines_tests.stack import running
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_served_api_connects_a_user_into_sqlite(tmp_path, sandbox, cipher):
+    url = f"sqlite:///{tmp_path / 'sunny.db'}"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SUNNY_DATABASE_URL": url,
+        "SUNNY_TOKEN_KEY": cipher.key,
+        "SUNNY_SANDBOX_URL": sandbox.base_url,
+        "SUNNY_HOME": str(tmp_path),
+        "SUNNY_FRONTEND_API_KEY": "served-key",
+        "SUNNY_OAUTH_REDIRECT_URI": f"{base}/oauth/google/callback",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "sunny_pipelines.db", "upgrade"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+    )
+
+    def ready() -> bool:
+        try:
+            return requests.get(base + "/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    command = [
+        sys.executable,
+        "-m",
+        "sunny_pipelines.frontend_api",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    user = sandbox.world.list_users()[2]
+    with running(command, env, tmp_path / "frontend_api.log", ready=ready, timeout=60):
+        # The browser: start, Google's consent (the sandbox), back to the callback.
+        answer = requests.get(base + "/oauth/google/start", params={"login_hint": user["email"]}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert [r.status_code for r in answer.history] == [302, 302]
+        assert answer.json()["user_id"] == user["id"]
+        assert answer.url.startswith(base + "/oauth/google/callback?")
+
+        headers = {"Authorization": "Bearer served-key"}
+        queued = requests.post(f"{base}/users/{user['id']}/sync", headers=headers, timeout=10)
+        assert queued.status_code == 202 and len(queued.json()["requests"]) == 3
+        again = requests.post(f"{base}/users/{user['id']}/sync", headers=headers, timeout=10).json()
+        assert [r["queued"] for r in again["requests"]] == [False, False, False]
+        status = requests.get(f"{base}/users/{user['id']}/sync-status", headers=headers, timeout=10).json()
+        assert status["grant"]["status"] == "active"
+        assert [s["pending_notifications"] for s in status["services"]] == [1, 1, 1]
+        assert (
+            requests.get(base + "/openapi.json", timeout=10).json()["info"]["title"] == "Sunny frontend API"
+        )
+
+    database = DatabaseResource(url=url)
+    with database.begin() as conn:
+        grant = conn.execute(select(GoogleConnection.__table__)).one()
+        assert cipher.decrypt(grant.refresh_token) == sandbox.world.get_user(user["email"]).refresh_token
+        assert len(conn.execute(select(WebhookInbox.id)).all()) == 3
+    log = (tmp_path / "frontend_api.log").read_text()
+    assert sandbox.world.get_user(user["email"]).refresh_token not in log
