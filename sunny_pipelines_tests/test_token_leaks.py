@@ -10,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import update
 
-from sunny_pipelines.db.models import SyncState, WebhookInbox
+from sunny_pipelines.db.models import GoogleConnection, SyncState, WebhookInbox
 from sunny_pipelines_tests.token_leaks import (
     ENCRYPTED,
     PLAIN,
@@ -26,11 +26,13 @@ REFRESH = "1//sbx-" + "0123456789abcdef" * 2
 
 
 def test_find_leaks_names_the_place_and_a_fingerprint_never_the_token():
-    encrypted = Fernet(Fernet.generate_key()).encrypt(b"x" * 40).decode()
+    # The shortest Fernet ciphertext (one block), made with a key nobody told the check about.
+    encrypted = Fernet(Fernet.generate_key()).encrypt(b"x").decode()
     texts = [
         ("log a", f"refresh failed for token {ACCESS}"),
         ("log b", "POST /token refresh_token=1%2F%2Fsbx-" + "0123456789abcdef" * 2),
         ("log c", f"stored {encrypted} for u1"),
+        ("log c2", f"again: {encrypted}"),
         ("log d", "nothing to see: at-u1, a, r"),
         ("log e", ""),
     ]
@@ -41,6 +43,7 @@ def test_find_leaks_names_the_place_and_a_fingerprint_never_the_token():
         Leak("log b", PLAIN, fingerprint(REFRESH)),  # form-encoded
         # Any Fernet ciphertext is a leak, whatever key made it.
         Leak("log c", ENCRYPTED, fingerprint(encrypted)),
+        Leak("log c2", ENCRYPTED, fingerprint(encrypted)),
     ]
     # Short placeholders are not looked for; reports never hold a token.
     assert all(ACCESS not in str(leak) and REFRESH not in str(leak) for leak in leaks)
@@ -72,6 +75,27 @@ def test_a_token_in_an_error_column_is_found(
         conn.execute(update(SyncState).values(last_error=None))
         conn.execute(update(WebhookInbox).values(error=None))
     assert token_watch.leaks(request.node) == []
+
+
+def test_a_token_stored_by_another_process_is_known_from_the_database(
+    request, token_watch: TokenWatch, database, cipher, connected_users
+):
+    """A run worker in another process refreshed a token: the check never saw it encrypted, but
+    reads it from `google_connections` and decrypts it with the test's key."""
+    user = connected_users[0]["id"]
+    refreshed = "ya29.other-process-" + "Zz9" * 12
+    stored = Fernet(cipher.key.encode()).encrypt(refreshed.encode()).decode()  # not TokenCrypto
+    with database.begin() as conn:
+        conn.execute(
+            update(GoogleConnection)
+            .where(GoogleConnection.user_id == user)
+            .values(access_token=stored, last_error=f"refresh answered {refreshed}")
+        )
+    assert [str(leak) for leak in token_watch.leaks(request.node)] == [
+        f"token {fingerprint(refreshed)} in database google_connections.last_error"
+    ]
+    with database.begin() as conn:
+        conn.execute(update(GoogleConnection).values(last_error=None))
 
 
 def test_a_token_in_a_log_record_is_found(request, token_watch: TokenWatch, sandbox):

@@ -47,7 +47,8 @@ MIN_TOKEN_LENGTH = 16
 PLAIN = "token"
 ENCRYPTED = "encrypted token"
 # Fernet: version 0x80, timestamp, IV, ciphertext blocks, HMAC; base64url from "gAAAAA".
-FERNET_SHAPE = re.compile(r"gAAAAA[A-Za-z0-9_-]{94,}={0,2}")
+# At least 73 bytes (one ciphertext block): 98 characters before padding.
+FERNET_SHAPE = re.compile(r"gAAAAA[A-Za-z0-9_-]{92,}={0,2}")
 # Loggers whose records are not the product's: the emulated Google knows every token.
 FOREIGN_LOGGERS = ("sunny_pipelines.sandbox",)
 PRODUCT_LOGGER = "sunny_pipelines"
@@ -96,8 +97,8 @@ def find_leaks(texts: Iterable[tuple[str, str]], tokens: Mapping[str, str]) -> l
                 found.setdefault((where, token), Leak(where, what, fingerprint(token)))
         if "gAAAAA" in text:
             for match in FERNET_SHAPE.finditer(text):
-                token = match.group(0).rstrip("=")
-                if is_fernet_token(token) and not any(t.startswith(token) for _, t in found):
+                token = match.group(0)
+                if is_fernet_token(token):
                     found.setdefault((where, token), Leak(where, ENCRYPTED, fingerprint(token)))
     return list(found.values())
 
