@@ -3,6 +3,7 @@ found, named by place and fingerprint, never printed. Each test leaks on purpose
 session's watch what the teardown check would report, then cleans up so its own check passes."""
 
 import logging
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import update
 
+from sunny_pipelines.db.engine import PROJECT_ROOT
 from sunny_pipelines.db.models import GoogleConnection, SyncState, WebhookInbox
 from sunny_pipelines_tests.token_leaks import (
     ENCRYPTED,
@@ -143,8 +145,14 @@ def test_a_token_in_a_process_log_is_found(request, token_watch: TokenWatch, tmp
     log.write_text("clean\n")
 
 
-def test_the_teardown_check_fails_a_leaking_test(pytester: pytest.Pytester):
+def test_the_teardown_check_fails_a_leaking_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """End to end: a test that logs a token fails at teardown, naming the place, not the token."""
+    # The inner pytest runs in a temporary directory: it finds the project through PYTHONPATH.
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    )
     pytester.makeconftest('pytest_plugins = ["sunny_pipelines_tests.token_leaks"]')
     pytester.makepyfile(
         f"""
