@@ -22,6 +22,10 @@ from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines_tests.google_clients import GMAIL_TOPIC
 
+# The suite-wide check that no token reaches a log, a Dagster event or an error column (and
+# pytester, with which that check is itself tested).
+pytest_plugins = ["pytester", "sunny_pipelines_tests.token_leaks"]
+
 TEST_DATABASE_URL = normalize_url(
     os.environ.get("SUNNY_TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/sunny_test")
 )

@@ -19,6 +19,7 @@ from typing import Any
 import dagster as dg
 
 from sunny_pipelines.db.engine import PROJECT_ROOT
+from sunny_pipelines_tests import token_leaks
 from sunny_pipelines_tests.google_clients import GMAIL_TOPIC
 
 
@@ -26,6 +27,7 @@ def dagster_home(directory: Path, user_ids: Sequence[str] = ()) -> Path:
     """A Dagster home using the project's dagster.yaml, with ``user_ids`` as `users` partitions."""
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "dagster.yaml", directory / "dagster.yaml")
+    token_leaks.watch_dagster_home(directory)
     if user_ids:
         with dg.DagsterInstance.from_config(str(directory)) as instance:
             instance.add_dynamic_partitions("users", list(user_ids))
@@ -70,6 +72,7 @@ def running(
 ) -> Iterator[subprocess.Popen]:
     """Run ``command`` (in its own process group) until the block ends; wait for ``ready``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    token_leaks.watch_log_file(log_path)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -121,6 +121,9 @@ class Accounts:
         # Injected token endpoint outages: [user email or None (any user), answers left, status].
         self._token_faults: list[list[Any]] = []
         self._codes: dict[str, AuthorizationCode] = {}  # authorization codes not yet exchanged
+        # Every access and refresh token ever issued, expired and revoked ones too: what the
+        # test suite's token-leak check looks for (`issued_tokens`).
+        self._issued: list[str] = []
 
     def add_user(
         self,
@@ -149,9 +152,15 @@ class Accounts:
         user.grant_generation += 1
         digest = hashlib.sha256(f"{self.seed}:{user.id}:{user.grant_generation}".encode()).hexdigest()
         user.refresh_token = f"1//sbx-{digest[:40]}"
+        self._issued.append(user.refresh_token)
         user.status = "active"
         self._refresh_token_owner[user.refresh_token] = user.id
         self.issue_access_token(user)
+
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token this sandbox has issued, in order."""
+        with self.lock:
+            return list(self._issued)
 
     def user_by_email(self, email: str) -> User | None:
         return self._by_email.get(email.strip().lower())
@@ -206,6 +215,7 @@ class Accounts:
             expires_at = self.clock.now() + ACCESS_TOKEN_TTL
             at = AccessToken(token, user.id, expires_at, client_id, frozenset(user.scopes))
             self._access_tokens[token] = at
+            self._issued.append(token)
             self._newest_access_token[user.id] = at
             user.last_access_token = token
             return at
