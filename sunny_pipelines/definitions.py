@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from sunny_pipelines import accounts, ai, calendar, drive, gmail, meetings
+from sunny_pipelines import accounts, ai, calendar, drive, gmail, housekeeping, meetings
 from sunny_pipelines.accounts.sensors import build_connected_users_sensor
 from sunny_pipelines.inbox.jobs import replay_inbox
 from sunny_pipelines.inbox.sensors import build_webhook_inbox_sensor
@@ -20,6 +20,7 @@ DOMAINS: list[Domain] = [
     meetings.domain,
     ai.domain,
     accounts.domain,
+    housekeeping.domain,
 ]
 
 

@@ -14,8 +14,8 @@ import pytest
 import sunny_pipelines
 
 PACKAGE_ROOT = Path(sunny_pipelines.__file__).parent
-DOMAINS = {"calendar", "drive", "gmail", "meetings", "ai", "accounts"}
-PLATFORM = {"per_user", "partitions", "vocabulary", "db", "resources", "inbox", "webhooks"}
+DOMAINS = {"calendar", "drive", "gmail", "meetings", "ai", "accounts", "housekeeping"}
+PLATFORM = {"per_user", "partitions", "vocabulary", "db", "resources", "inbox", "webhooks", "pools"}
 
 
 def _unit(module: str) -> str:
