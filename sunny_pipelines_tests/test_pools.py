@@ -36,6 +36,19 @@ def test_every_op_asset_and_check_runs_in_one_of_the_pools(resources):
     assert {domain.pool for domain in DOMAINS} <= QUEUES
 
 
+def test_each_domain_runs_in_its_own_pool():
+    """A domain's assets, checks and ops all use the pool it registers (its old queue)."""
+    for domain in DOMAINS:
+        definitions = domain.definitions
+        nodes = [*(definitions.assets or []), *(definitions.asset_checks or [])]
+        pools = {node.op.name: node.op.pool for node in nodes if isinstance(node, dg.AssetsDefinition)}
+        for job in definitions.jobs or []:
+            if isinstance(job, dg.JobDefinition):
+                pools |= {node.name: node.pool for node in job.all_node_defs}
+        assert pools, domain.name
+        assert set(pools.values()) == {domain.pool}, (domain.name, pools)
+
+
 def test_apply_sets_each_pools_limit_on_the_instance():
     with dg.instance_for_test() as instance:
         assert pool_limits(instance, POOL_LIMITS) == {}
