@@ -29,6 +29,8 @@ export SUNNY_ATTENDEE_WEBHOOK_SECRET="${SUNNY_ATTENDEE_WEBHOOK_SECRET:-c3Vubnktb
 export DAGSTER_HOME="$SUNNY_HOME/dagster_home"
 mkdir -p "$DAGSTER_HOME"
 cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+# Each pool's own limit (dagster.yaml can only set their default): sunny_pipelines/pools.py.
+python -m sunny_pipelines.pools apply > /dev/null
 
 python -m sunny_pipelines.db upgrade
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from sunny_pipelines import accounts, ai, calendar, drive, gmail, meetings
+from sunny_pipelines import accounts, ai, calendar, drive, gmail, housekeeping, meetings
 from sunny_pipelines.accounts.optimization import build_sync_optimization
 from sunny_pipelines.accounts.sensors import build_connected_users_sensor
 from sunny_pipelines.inbox.jobs import replay_inbox
@@ -24,6 +24,7 @@ DOMAINS: list[Domain] = [
     meetings.domain,
     ai.domain,
     accounts.domain,
+    housekeeping.domain,
 ]
 
 

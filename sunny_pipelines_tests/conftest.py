@@ -43,6 +43,27 @@ def _ensure_database(url: str) -> None:
     admin.dispose()
 
 
+def _drop_database(url: str) -> None:
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        # FORCE: a daemon or code server of the test may still hold a connection.
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def dagster_pg_url() -> str:
+    """A fresh PostgreSQL database for Dagster's own storage (runs, event log, schedules), named
+    after the test database with `_dagster`. Recreated by the next test that asks for it, not
+    dropped after this one: the token-leak check reads its runs when the test has ended."""
+    parsed = make_url(TEST_DATABASE_URL)
+    url = parsed.set(database=f"{parsed.database}_dagster").render_as_string(hide_password=False)
+    _drop_database(url)
+    _ensure_database(url)
+    return url
+
+
 @pytest.fixture(scope="session")
 def database_url() -> str:
     _ensure_database(TEST_DATABASE_URL)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,16 +23,39 @@ from sunny_pipelines.db.engine import PROJECT_ROOT
 from sunny_pipelines_tests import token_leaks
 from sunny_pipelines_tests.google_clients import GMAIL_TOPIC
 
+DEPLOY = PROJECT_ROOT / "deploy"
 
-def dagster_home(directory: Path, user_ids: Sequence[str] = ()) -> Path:
-    """A Dagster home using the project's dagster.yaml, with ``user_ids`` as `users` partitions."""
+
+def dagster_home(
+    directory: Path, user_ids: Sequence[str] = (), config: Path = PROJECT_ROOT / "dagster.yaml"
+) -> Path:
+    """A Dagster home using the project's dagster.yaml (or ``config``), with ``user_ids`` as
+    `users` partitions."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", directory / "dagster.yaml")
+    shutil.copy(config, directory / "dagster.yaml")
     token_leaks.watch_dagster_home(directory)
     if user_ids:
         with dg.DagsterInstance.from_config(str(directory)) as instance:
             instance.add_dynamic_partitions("users", list(user_ids))
     return directory
+
+
+def deploy_dagster_home(directory: Path, user_ids: Sequence[str] = ()) -> Path:
+    """A Dagster home using the production instance file, deploy/dagster.yaml: its storage is
+    the PostgreSQL database named by DAGSTER_PG_URL, which must be set."""
+    return dagster_home(directory, user_ids, DEPLOY / "dagster.yaml")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accepts_connections(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def app_env(
@@ -140,3 +164,43 @@ def daemon_stack(
     log = tmp_path / "daemon.log"
     with running(dagster_command("dagster-daemon", "run", "-w", "workspace.yaml"), env, log) as daemon:
         yield Stack(home, daemon.pid, log)
+
+
+@contextmanager
+def production_stack(
+    tmp_path: Path,
+    database: Any,
+    cipher: Any,
+    sandbox: Any,
+    users: list[dict],
+    receiver: str,
+    dagster_pg_url: str,
+) -> Iterator[Stack]:
+    """The production layout (deploy/): Dagster's storage on PostgreSQL (``dagster_pg_url``),
+    the code location served by `dagster api grpc` (which also starts the run workers), and a
+    daemon reading deploy/workspace.yaml, which points at that server."""
+    home = deploy_dagster_home(tmp_path / "dagster_home", [u["id"] for u in users])
+    port = free_port()
+    env = {
+        **app_env(
+            home=home,
+            database_url=database.url,
+            token_key=cipher.key,
+            sandbox_url=sandbox.base_url,
+            webhook_url=receiver,
+            gmail_topic=GMAIL_TOPIC,
+        ),
+        "DAGSTER_PG_URL": dagster_pg_url,
+        "DAGSTER_GRPC_HOST": "127.0.0.1",
+        "DAGSTER_GRPC_PORT": str(port),
+    }
+    code_server = dagster_command(
+        "dagster", "api", "grpc", "-m", "sunny_pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)
+    )
+    daemon = dagster_command("dagster-daemon", "run", "-w", str(DEPLOY / "workspace.yaml"))
+    log = tmp_path / "daemon.log"
+    with (
+        running(code_server, env, tmp_path / "code_server.log", ready=lambda: accepts_connections(port)),
+        running(daemon, env, log) as daemon_process,
+    ):
+        yield Stack(home, daemon_process.pid, log)

@@ -14,8 +14,18 @@ import pytest
 import sunny_pipelines
 
 PACKAGE_ROOT = Path(sunny_pipelines.__file__).parent
-DOMAINS = {"calendar", "drive", "gmail", "meetings", "ai", "accounts"}
-PLATFORM = {"per_user", "partitions", "vocabulary", "db", "resources", "inbox", "webhooks", "frontend_api"}
+DOMAINS = {"calendar", "drive", "gmail", "meetings", "ai", "accounts", "housekeeping"}
+PLATFORM = {
+    "per_user",
+    "partitions",
+    "vocabulary",
+    "db",
+    "resources",
+    "inbox",
+    "webhooks",
+    "frontend_api",
+    "pools",
+}
 
 
 def _unit(module: str) -> str:

@@ -31,6 +31,7 @@ import binascii
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -152,15 +153,27 @@ def _event_place(entry: Any, prefix: str = "Dagster event") -> str:
     return f"{prefix} {kind} of run {entry.run_id[:8]}"
 
 
-def dagster_home_texts(home: Path) -> Iterator[tuple[str, str]]:
-    """Every event and run tag of every run stored in the Dagster home ``home``."""
+def dagster_home_texts(home: Path, environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """Every event and run tag of every run stored in the Dagster home ``home``, opened under
+    ``environ`` (the environment it was made for: its dagster.yaml may name variables, such as
+    the production instance's DAGSTER_PG_URL, that the test has unset by now)."""
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        for run in instance.get_runs():
-            yield f"tags of run {run.run_id[:8]} in {home.name}", repr(dict(run.tags))
-            for entry in instance.all_logs(run.run_id):
-                yield _event_place(entry, f"{home.name}: Dagster event"), dagster_event_text(entry)
+    saved = dict(os.environ)
+    os.environ.update(environ or {})
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            texts = []
+            for run in instance.get_runs():
+                texts.append((f"tags of run {run.run_id[:8]} in {home.name}", repr(dict(run.tags))))
+                for entry in instance.all_logs(run.run_id):
+                    texts.append(
+                        (_event_place(entry, f"{home.name}: Dagster event"), dagster_event_text(entry))
+                    )
+            return texts
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 class _Records(logging.Handler):
@@ -191,7 +204,7 @@ class TokenWatch:
         self.tokens: dict[str, str] = {}
         self.records: list[logging.LogRecord] = []
         self.events: list[Any] = []
-        self.dagster_homes: list[Path] = []
+        self.dagster_homes: list[tuple[Path, dict[str, str]]] = []
         self.log_files: list[Path] = []
         self._handler = _Records(self.records)
         self._product_level = logging.NOTSET
@@ -262,9 +275,9 @@ class TokenWatch:
             texts += self._database_texts(funcargs["database_url"], funcargs.get("cipher"))
         texts += [(f"log record {r.name} ({r.levelname})", _record_text(r)) for r in list(self.records)]
         texts += [(_event_place(e), dagster_event_text(e)) for e in list(self.events)]
-        for home in self.dagster_homes:
+        for home, environ in self.dagster_homes:
             if home.exists():
-                texts += list(dagster_home_texts(home))
+                texts += dagster_home_texts(home, environ)
         for path in self.log_files:
             if path.exists():
                 texts.append((f"log file {path.name}", path.read_text(errors="replace")))
@@ -294,7 +307,7 @@ _watch = TokenWatch()
 
 def watch_dagster_home(home: Path) -> None:
     """Scan this Dagster home's runs when the current test ends (its runs ran elsewhere)."""
-    _watch.dagster_homes.append(home)
+    _watch.dagster_homes.append((home, dict(os.environ)))
 
 
 def watch_log_file(path: Path) -> None:

@@ -68,7 +68,7 @@ def ai_models(ai: AIResource, database: DatabaseResource) -> dg.MaterializeResul
     return dg.MaterializeResult(metadata=refresh_catalogue(database, ai))
 
 
-@dg.asset_check(asset=ai_models, description="The configured model is listed by the provider.")
+@dg.asset_check(asset=ai_models, pool=POOL, description="The configured model is listed by the provider.")
 def configured_model_available(ai: AIResource, database: DatabaseResource) -> dg.AssetCheckResult:
     with database.begin() as conn:
         available = conn.execute(select(AiModel.available).where(AiModel.name == ai.model)).scalar()

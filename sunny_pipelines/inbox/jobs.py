@@ -44,7 +44,8 @@ def parse_since(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@dg.op(description="Put failed webhook_inbox rows matching the config back to pending.")
+# Pool "sync": the old queue of work over every user (sunny_pipelines/pools.py).
+@dg.op(pool="sync", description="Put failed webhook_inbox rows matching the config back to pending.")
 def replay_failed_inbox_rows(
     context: dg.OpExecutionContext, config: ReplayInboxConfig, database: DatabaseResource
 ) -> dg.Output[int]:

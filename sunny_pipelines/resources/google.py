@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources as importlib_resources
 from typing import Any
@@ -34,6 +37,8 @@ GOOGLE_TOKENINFO_URI = "https://oauth2.googleapis.com/tokeninfo"
 GOOGLE_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
 # Refresh a little before expiry so a token never dies mid-sync.
 EXPIRY_MARGIN = timedelta(minutes=5)
+# Google calls in flight at once in one run process, whatever the number of users and threads.
+DEFAULT_GOOGLE_CONCURRENCY = int(os.environ.get("SUNNY_GOOGLE_CONCURRENCY", "8"))
 
 
 class GoogleGrantError(Exception):
@@ -52,18 +57,52 @@ def _discovery_document(api: str, version: str) -> dict[str, Any]:
     return json.loads(ref.read_text())
 
 
-class _CountingHttp(httplib2.Http):
-    """httplib2 with a request counter: the API calls shown in run metadata."""
+class CallLimit:
+    """At most ``size`` Google calls in flight at once; remembers the most it has seen."""
 
-    def __init__(self, timeout: float, token_uri: str) -> None:
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"SUNNY_GOOGLE_CONCURRENCY must be at least 1, not {size}")
+        self.size = size
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._slots:
+            with self._lock:
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+
+
+@functools.cache
+def call_limit(size: int) -> CallLimit:
+    """The process-wide limit of this size: every session of a run shares it."""
+    return CallLimit(size)
+
+
+class _CountingHttp(httplib2.Http):
+    """httplib2 with a request counter (the API calls shown in run metadata), each request
+    holding a slot of the process's Google call limit."""
+
+    def __init__(self, timeout: float, token_uri: str, limit: CallLimit) -> None:
         super().__init__(timeout=timeout)
         self.api_calls = 0
         self._token_uri = token_uri
+        self._limit = limit
 
     def request(self, uri, *args, **kwargs):  # type: ignore[no-untyped-def, override]
         if not uri.startswith(self._token_uri):
             self.api_calls += 1
-        return super().request(uri, *args, **kwargs)
+        with self._limit.slot():
+            return super().request(uri, *args, **kwargs)
 
 
 class _TimeoutRequest(google.auth.transport.requests.Request):
@@ -117,7 +156,8 @@ class GoogleSession:
             expiry=_naive_utc(conn_row.expires_at),
         )
         self._persisted_token = self.credentials.token
-        self._http = _CountingHttp(resource.timeout_seconds, resource.token_uri)
+        self._limit = call_limit(resource.max_concurrent_calls)
+        self._http = _CountingHttp(resource.timeout_seconds, resource.token_uri, self._limit)
         self._authed_http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=self._http)
 
     @property
@@ -133,7 +173,8 @@ class GoogleSession:
         if creds.token and not expiring:
             return
         try:
-            creds.refresh(_TimeoutRequest(self._resource.timeout_seconds))
+            with self._limit.slot():  # the token endpoint is a Google call too
+                creds.refresh(_TimeoutRequest(self._resource.timeout_seconds))
         except RefreshError as exc:
             self._handle_refresh_error(exc)
         self.persist_token()
@@ -219,6 +260,8 @@ class GoogleResource(dg.ConfigurableResource):
     client_secret: str = "sunny-local-secret"
     timeout_seconds: float = 20.0
     num_retries: int = 5
+    # Google calls in flight at once per run process (shared by every user the run syncs).
+    max_concurrent_calls: int = DEFAULT_GOOGLE_CONCURRENCY
 
     @property
     def sandbox_base(self) -> str:

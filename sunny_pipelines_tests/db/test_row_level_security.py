@@ -35,7 +35,7 @@ USERS = ("ua", "ub")
 # What the frontend writes: its users' settings and sessions. Every other table is read-only.
 WRITABLE = {"recording_rules", "meeting_overrides", "user_sessions"}
 # Pipeline plumbing the frontend never reads (the policy is there all the same).
-NOT_GRANTED = {"webhook_inbox"}
+NOT_GRANTED = {"webhook_inbox", "oauth_states"}
 # Columns no frontend session can read.
 SECRET_COLUMNS = {"google_connections": ("access_token", "refresh_token"), "watch_channels": ("token_hash",)}
 INSUFFICIENT_PRIVILEGE = "42501"
