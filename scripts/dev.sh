@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: from a fresh clone to the Dagster UI on embedded defaults.
 # Creates .venv, migrates a local SQLite database, starts the sandbox emulator with demo users,
-# the webhook receiver and the frontend API, connects the users as if they had completed Google
-# consent, and runs `dagster dev`.
+# the webhook receiver and the frontend API, connects the users through the frontend API's Google
+# connect flow (the sandbox consents at once), and runs `dagster dev`.
 source "$(dirname "$0")/bootstrap.sh"
 
 export SUNNY_HOME="${SUNNY_HOME:-$ROOT/.sunny}"
@@ -71,9 +71,10 @@ pids+=($!)
 wait_healthy "$FRONTEND_API_URL/healthz" "frontend API" "$SUNNY_HOME/frontend_api.log"
 echo "frontend API: $FRONTEND_API_URL (OpenAPI: $FRONTEND_API_URL/docs; key: \$SUNNY_FRONTEND_API_KEY; log: $SUNNY_HOME/frontend_api.log)"
 
-python -m sunny_pipelines.sandbox connect-users --url "$SUNNY_SANDBOX_URL"
+# Each demo user connects Google through the frontend API's OAuth flow, as a browser would (the
+# sandbox's consent screen agrees at once for the user named by login_hint).
+python -m sunny_pipelines.sandbox connect-users --url "$SUNNY_SANDBOX_URL" --through "$FRONTEND_API_URL"
 
-# A Google account connected through the real OAuth flow (consent is given at once by the sandbox).
 first_email="$(python - "$SUNNY_SANDBOX_URL" <<'PY'
 import json, sys, urllib.request
 print(json.load(urllib.request.urlopen(sys.argv[1] + "/sandbox/users", timeout=5))[0]["email"])

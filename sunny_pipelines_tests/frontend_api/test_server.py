@@ -44,12 +44,6 @@ def test_the_served_api_connects_a_user_into_sqlite(tmp_path, sandbox, cipher):
         capture_output=True,
     )
 
-    def ready() -> bool:
-        try:
-            return requests.get(base + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
     command = [
         sys.executable,
         "-m",
@@ -60,7 +54,7 @@ def test_the_served_api_connects_a_user_into_sqlite(tmp_path, sandbox, cipher):
         "warning",
     ]
     user = sandbox.world.list_users()[2]
-    with running(command, env, tmp_path / "frontend_api.log", ready=ready, timeout=60):
+    with running(command, env, tmp_path / "frontend_api.log", ready=lambda: healthy(base), timeout=60):
         # The browser: start, Google's consent (the sandbox), back to the callback.
         answer = requests.get(base + "/oauth/google/start", params={"login_hint": user["email"]}, timeout=10)
         assert answer.status_code == 200, answer.text
@@ -87,3 +81,50 @@ def test_the_served_api_connects_a_user_into_sqlite(tmp_path, sandbox, cipher):
         assert len(conn.execute(select(WebhookInbox.id)).all()) == 3
     log = (tmp_path / "frontend_api.log").read_text()
     assert sandbox.world.get_user(user["email"]).refresh_token not in log
+
+
+def test_the_quick_start_connects_every_demo_user_through_the_oauth_flow(tmp_path, sandbox, cipher):
+    """`sandbox connect-users --through`, as scripts/dev.sh runs it against the served API."""
+    url = f"sqlite:///{tmp_path / 'sunny.db'}"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SUNNY_DATABASE_URL": url,
+        "SUNNY_TOKEN_KEY": cipher.key,
+        "SUNNY_SANDBOX_URL": sandbox.base_url,
+        "SUNNY_OAUTH_REDIRECT_URI": f"{base}/oauth/google/callback",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "sunny_pipelines.db", "upgrade"], env=env, cwd=PROJECT_ROOT, check=True
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "sunny_pipelines.frontend_api",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    with running(command, env, tmp_path / "frontend_api.log", ready=lambda: healthy(base), timeout=60):
+        connect = [
+            sys.executable,
+            "-m",
+            "sunny_pipelines.sandbox",
+            "connect-users",
+            "--url",
+            sandbox.base_url,
+        ]
+        done = subprocess.run([*connect, "--through", base], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    with DatabaseResource(url=url).begin() as conn:
+        grants = conn.execute(select(GoogleConnection.user_id, GoogleConnection.status)).all()
+    assert sorted(grants) == sorted((u["id"], "active") for u in sandbox.world.list_users())
+
+
+def healthy(base: str) -> bool:
+    try:
+        return requests.get(base + "/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
