@@ -47,9 +47,8 @@ def test_google_calls_of_one_process_never_exceed_the_limit(database, cipher, sa
 
 def test_without_a_tight_limit_the_same_calls_overlap(database, cipher, sandbox, connected_users):
     """The control: the sandbox answers these calls concurrently, so the bound above is ours."""
-    elapsed, limit = timed_parallel_calls(database, cipher, sandbox, connected_users, limit=CALLS)
+    _, limit = timed_parallel_calls(database, cipher, sandbox, connected_users, limit=CALLS)
     assert limit.peak > 2
-    assert elapsed < 2 * LATENCY_MS / 1000, elapsed
 
 
 def test_a_limit_below_one_is_refused():
