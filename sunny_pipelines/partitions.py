@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import os
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -19,8 +20,33 @@ TRIGGER_TAG = "sunny/trigger"
 # A job that runs over `users` ranges: `dg.define_asset_job(...)` or `@dg.job` (sensors need its name).
 Job = Any
 
-# A run costs seconds to start, so users are batched, up to this many partitions per run.
-MAX_USERS_PER_RUN = 50
+# A run costs seconds to start (on Kubernetes, a pod), so users are batched, up to this many
+# partitions per run: SUNNY_USERS_PER_RUN, read once at import by the code server and its runs.
+USERS_PER_RUN_ENV = "SUNNY_USERS_PER_RUN"
+DEFAULT_USERS_PER_RUN = 50
+# Beyond this one run holds too many users' work (and one failure's blast radius) for one step.
+USERS_PER_RUN_LIMIT = 1000
+
+
+def users_per_run(env: Mapping[str, str]) -> int:
+    """The batch size ``env`` sets (``SUNNY_USERS_PER_RUN``), or the default when unset or empty.
+
+    A value that is not a whole number from 1 to ``USERS_PER_RUN_LIMIT`` is refused with the
+    variable named, so a typo stops the code server at load instead of batching silently wrong.
+    """
+    raw = env.get(USERS_PER_RUN_ENV, "").strip()
+    if not raw:
+        return DEFAULT_USERS_PER_RUN
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{USERS_PER_RUN_ENV} must be a whole number of users, got {raw!r}") from None
+    if not 1 <= value <= USERS_PER_RUN_LIMIT:
+        raise ValueError(f"{USERS_PER_RUN_ENV} must be between 1 and {USERS_PER_RUN_LIMIT}, got {value}")
+    return value
+
+
+MAX_USERS_PER_RUN = users_per_run(os.environ)
 
 
 def range_tags(start: str, end: str) -> dict[str, str]:
