@@ -8,8 +8,9 @@ production runs it after each deploy (deploy/README.md). `python -m sunny_pipeli
 prints what the instance holds.
 
 With `granularity: op`, a limit is how many steps of that pool run at once across all runs; a
-step of a per-user asset is one batched run's work on up to 50 users (each run also bounds its
-users, `SUNNY_USER_CONCURRENCY`, and its Google calls, `SUNNY_GOOGLE_CONCURRENCY`).
+step of a per-user asset is one batched run's work on up to `SUNNY_USERS_PER_RUN` (50) users
+(each run also bounds its users, `SUNNY_USER_CONCURRENCY`, and its Google calls,
+`SUNNY_GOOGLE_CONCURRENCY`).
 """
 
 import argparse
