@@ -1,5 +1,5 @@
 # Sourced by the other scripts: make .venv hold this project and its dependencies.
-# Reinstalls only when pyproject.toml changed since the last install.
+# Reinstalls only when pyproject.toml, setup.py or deploy/constraints.txt changed since the last install.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -9,11 +9,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.sunny-installed"
-want="$(sha256sum pyproject.toml setup.py | sha256sum | cut -d' ' -f1)"
+want="$(sha256sum pyproject.toml setup.py deploy/constraints.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing sunny_pipelines and its dependencies into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e ".[dev]" >&2
+  # The pins the production image ships (deploy/constraints.txt): tests run against the same versions.
+  .venv/bin/python -m pip install -q -c deploy/constraints.txt -e ".[dev]" >&2
   echo "$want" > "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
