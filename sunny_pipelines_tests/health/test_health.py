@@ -362,3 +362,19 @@ def test_after_a_calendar_sync_the_sensor_runs_the_calendar_and_inbox_checks(res
         assert set(evaluations) == set(request.asset_check_keys)
         fresh = evaluations[CALENDAR_FRESHNESS]
         assert fresh.passed and value(fresh, "users") == len(keys) and value(fresh, "stale_users") == 0
+
+
+def test_a_new_per_user_domain_gets_its_freshness_check_with_no_line_in_health(database, cipher):
+    from sunny_pipelines_tests.per_user.test_protocol import Probe, probe_domain
+
+    defs = build_defs({"database": database, "cipher": cipher}, domains=[probe_domain(Probe())])
+    checks = defs.resolve_asset_graph().asset_check_keys
+    assert dg.AssetCheckKey(dg.AssetKey("probe_items"), "sync_freshness") in checks
+    add_users(database, cipher, "u1")
+    with dg.instance_for_test() as instance:
+        [fleet] = (
+            defs.resolve_job_def("fleet_health_job")
+            .execute_in_process(instance=instance)
+            .asset_materializations_for_node("fleet_health")
+        )
+    assert fleet.metadata["probe_users"].value == 1
