@@ -11,6 +11,7 @@ import dagster as dg
 from sunny_pipelines import accounts, ai, calendar, drive, gmail, housekeeping, meetings
 from sunny_pipelines.accounts.optimization import build_sync_optimization
 from sunny_pipelines.accounts.sensors import build_connected_users_sensor
+from sunny_pipelines.health import build_health
 from sunny_pipelines.inbox.jobs import replay_inbox
 from sunny_pipelines.inbox.sensors import build_webhook_inbox_sensor
 from sunny_pipelines.partitions import Job, users
@@ -42,8 +43,9 @@ def sync_all_users_job(first_sync_jobs: Sequence[Job]) -> Job:
 
 
 def platform_definitions(domains: Sequence[Domain]) -> dg.Definitions:
-    """The inbox sensor, the users sensor, the replay job, `sync_all_users` and the sync
-    optimization (tuning the domains' per-user syncs), for these domains."""
+    """The inbox sensor, the users sensor, the replay job, `sync_all_users`, the sync
+    optimization (tuning the domains' per-user syncs) and the health checks and `fleet_health`
+    (covering them), for these domains."""
     jobs_by_source = {
         source: domain.inbox_job for domain in domains if domain.inbox_job for source in domain.inbox_sources
     }
@@ -57,6 +59,7 @@ def platform_definitions(domains: Sequence[Domain]) -> dg.Definitions:
             ],
         ),
         build_sync_optimization([domain.sync for domain in domains if domain.sync]),
+        build_health(domains),
     )
 
 

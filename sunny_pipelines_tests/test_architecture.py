@@ -14,7 +14,7 @@ import pytest
 import sunny_pipelines
 
 PACKAGE_ROOT = Path(sunny_pipelines.__file__).parent
-DOMAINS = {"calendar", "drive", "gmail", "meetings", "ai", "accounts", "housekeeping"}
+DOMAINS = {"calendar", "drive", "gmail", "meetings", "ai", "accounts", "housekeeping", "health"}
 PLATFORM = {
     "per_user",
     "partitions",

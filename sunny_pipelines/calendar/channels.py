@@ -34,6 +34,7 @@ CHANNEL_KINDS = (EVENTS_CHANNEL, LIST_CHANNEL)
 CHANNEL_LIFETIME = timedelta(days=7)
 # Renewal runs every 6 h; 26 h leaves several chances before a channel lapses.
 RENEW_WITHIN = timedelta(hours=26)
+RENEWAL_EVERY = timedelta(hours=6)
 WEBHOOK_PATH = "/webhooks/google/calendar"
 
 

@@ -27,6 +27,7 @@ CHANNEL_KINDS = (DRIVE_CHANNEL,)
 CHANNEL_LIFETIME = timedelta(days=6)
 # The daily cleanup at 01:00 and every sync renew it; two days leaves a second chance.
 RENEW_WITHIN = timedelta(days=2)
+RENEWAL_EVERY = timedelta(days=1)
 WEBHOOK_PATH = "/webhooks/google/drive"
 
 

@@ -9,7 +9,8 @@ from sunny_pipelines.gmail.schedules import (
     email_processing_schedule,
     gmail_watch_renewal_schedule,
 )
-from sunny_pipelines.per_user import Domain
+from sunny_pipelines.gmail.watch import RENEW_WITHIN, RENEWAL_EVERY, WATCH_KINDS
+from sunny_pipelines.per_user import Domain, PushChannels
 
 domain = Domain(
     name="gmail",
@@ -22,4 +23,12 @@ domain = Domain(
     inbox_job=email_sync_job,
     first_sync_job=email_sync_job,
     pool=POOL,
+    push=PushChannels(
+        asset=gmail_watches.key,
+        service=GMAIL_SYNC.service,
+        kinds=WATCH_KINDS,
+        renew_within=RENEW_WITHIN,
+        renewal_every=RENEWAL_EVERY,
+        enabled=lambda google: bool(google.gmail_pubsub_topic),
+    ),
 )

@@ -25,6 +25,7 @@ GMAIL_WATCH = ChannelKind.GMAIL_MAILBOX
 WATCH_KINDS = (GMAIL_WATCH,)
 # Renewed once it is a day old (Google's recommendation); the renewal runs every 4 hours.
 RENEW_WITHIN = timedelta(days=6)
+RENEWAL_EVERY = timedelta(hours=4)
 
 
 def gmail_stopper(session: GoogleSession) -> StopAtGoogle:

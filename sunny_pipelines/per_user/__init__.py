@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -39,6 +39,7 @@ from sunny_pipelines.inbox.claimants import finished_runs
 from sunny_pipelines.inbox.rows import InboxRow
 from sunny_pipelines.partitions import MAX_USERS_PER_RUN, TRIGGER_TAG, Job, users
 from sunny_pipelines.resources.database import DatabaseResource
+from sunny_pipelines.resources.google import GoogleResource
 from sunny_pipelines.vocabulary import Source, Trigger
 
 DEFAULT_MAX_WORKERS = int(os.environ.get("SUNNY_USER_CONCURRENCY", "8"))
@@ -85,6 +86,21 @@ class UserSync:
 
 
 @dataclass(frozen=True)
+class PushChannels:
+    """A domain's Google push channels, as the health checks see them: every user synced for
+    ``service`` should hold a live channel of each of ``kinds`` while ``enabled``; a channel is
+    renewed ``renew_within`` before it expires by an upkeep that runs every ``renewal_every``."""
+
+    asset: dg.AssetKey  # the channel asset (its check lives there; its partitions page renews)
+    service: str
+    kinds: tuple[str, ...]
+    renew_within: timedelta
+    renewal_every: timedelta
+    # Push is on for this service (the receiver URL, the Pub/Sub topic is configured).
+    enabled: Callable[[GoogleResource], bool]
+
+
+@dataclass(frozen=True)
 class Domain:
     """What a domain package registers: its definitions, and what the shared sensors need to
     know of it. `definitions.py` merges the domains; the inbox sensor and the users sensor are
@@ -100,6 +116,8 @@ class Domain:
     first_sync_job: Job | None = None
     # The concurrency pool of its assets (one of the old Celery queues).
     pool: str | None = None
+    # Its push channels, checked by the health checks.
+    push: PushChannels | None = None
 
     @property
     def inbox_sources(self) -> frozenset[Source]:
