@@ -31,9 +31,9 @@ ensure_postgres() {
 }
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
-# Installed with apt when missing; a no-op once /usr/bin/chromium exists.
+# Installed with apt when missing; a no-op once /usr/bin/chromium (or $SUNNY_CHROMIUM) exists.
 ensure_chromium() {
-  if [ -x /usr/bin/chromium ]; then return 0; fi
+  if [ -x "${SUNNY_CHROMIUM:-/usr/bin/chromium}" ]; then return 0; fi
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "/usr/bin/chromium is missing and there is no apt-get: install Chromium for the browser tests" >&2
     return 1
