@@ -30,3 +30,18 @@ ensure_postgres() {
   echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2
   return 1
 }
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+# Installed with apt when missing; a no-op once /usr/bin/chromium (or $SUNNY_CHROMIUM) exists.
+ensure_chromium() {
+  if [ -x "${SUNNY_CHROMIUM:-/usr/bin/chromium}" ]; then return 0; fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "/usr/bin/chromium is missing and there is no apt-get: install Chromium for the browser tests" >&2
+    return 1
+  fi
+  echo "installing chromium (apt) for the browser tests" >&2
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >&2
+}

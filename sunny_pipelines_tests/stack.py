@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -204,3 +205,54 @@ def production_stack(
         running(daemon, env, log) as daemon_process,
     ):
         yield Stack(home, daemon_process.pid, log)
+
+
+@dataclass
+class DevStack(Stack):
+    """`dagster dev`: the webserver (the Dagster UI at ``webserver``) and the daemon, as the quick
+    start runs them. ``daemon_pid`` is `dagster dev`'s process group, run workers included."""
+
+    webserver: str
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def dev_stack(
+    home: Path,
+    log: Path,
+    database: Any,
+    cipher: Any,
+    sandbox: Any,
+    receiver: str,
+    user_ids: Sequence[str] = (),
+) -> Iterator[DevStack]:
+    """The quick start's `dagster dev` (webserver and daemon) on a free port, with the project's
+    dagster.yaml and pool limits in the Dagster home ``home``, reading the test database, the
+    sandbox and the receiver. With no ``user_ids`` the `users` partitions are left to the
+    connected-users sensor, as in the quick start."""
+    from sunny_pipelines.pools import apply_pool_limits
+
+    dagster_home(home, user_ids)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        apply_pool_limits(instance)
+    env = app_env(
+        home=home,
+        database_url=database.url,
+        token_key=cipher.key,
+        sandbox_url=sandbox.base_url,
+        webhook_url=receiver,
+        gmail_topic=GMAIL_TOPIC,
+    )
+    port = free_port()
+    webserver = f"http://127.0.0.1:{port}"
+    command = dagster_command("dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port))
+    # The webserver answers /server_info once it has loaded the code location.
+    with running(command, env, log, ready=lambda: http_ok(webserver + "/server_info"), timeout=180) as dev:
+        yield DevStack(home, dev.pid, log, webserver)
