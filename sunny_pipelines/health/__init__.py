@@ -89,7 +89,7 @@ def build_health(domains: Sequence[Domain]) -> dg.Definitions:
         FLEET_HEALTH_JOB,
         selection=dg.AssetSelection.assets(fleet_health).without_checks(),
         executor_def=dg.in_process_executor,
-        description="Refresh fleet_health (Assets → fleet_health → Plots).",
+        description="Refresh fleet_health (Assets → fleet_health).",
     )
     schedules = [
         dg.ScheduleDefinition(

@@ -1,5 +1,5 @@
 """`fleet_health`: what an operator would otherwise query by hand, as numbers the Dagster UI
-plots over time (Assets → fleet_health → Plots) and a table of the worst users."""
+plots over time (Assets → fleet_health → Events) and a table of the worst users."""
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -76,8 +76,8 @@ def build_fleet_health(default_intervals: Mapping[str, int]) -> dg.AssetsDefinit
         description="The fleet at a glance, refreshed every 5 minutes: per service the sync lag "
         "(p50 / p95 / max seconds since each user's last good sync) and the stale and failing users; "
         "failures by reason; "
-        "the inbox backlog and throughput; runs per hour; users per state; the worst users. Open Plots "
-        "to see each number over time. Services: " + ", ".join(services) + ".",
+        "the inbox backlog and throughput; runs per hour; users per state; the worst users. The Events tab "
+        "lists every refresh with its numbers. Services: " + ", ".join(services) + ".",
     )
     def fleet_health(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
         now = datetime.now(UTC)

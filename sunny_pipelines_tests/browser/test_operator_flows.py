@@ -374,3 +374,68 @@ def test_replay_inbox_from_the_launchpad(operator, ui):
         return row.status == "done"
 
     operator.stack.wait(answered, "the replayed row's sync", timeout=RUN_TIMEOUT_MS / 1000)
+
+
+def launch_job(operator: Operator, job: str) -> str:
+    """A run of ``job`` submitted through the webserver's GraphQL API (as a schedule would)."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    port = int(operator.stack.webserver.rsplit(":", 1)[1])
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    run_id = client.submit_job_execution(job)
+
+    def finished() -> bool:
+        return client.get_run_status(run_id) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)
+
+    operator.stack.wait(finished, f"the {job} run", timeout=RUN_TIMEOUT_MS / 1000)
+    assert client.get_run_status(run_id) == dg.DagsterRunStatus.SUCCESS
+    return run_id
+
+
+def read_fleet_health(ui: UI) -> None:
+    """Assets → fleet_health: the latest materialization's numbers (Overview), and every
+    materialization with its metadata (Events)."""
+    page = ui.page
+    page.goto(f"{ui.url}/assets/fleet_health")
+    expect(page.get_by_text("users_active").first).to_be_visible()
+    expect(page.get_by_text("calendar_lag_p95_seconds").first).to_be_visible()
+    ui.shot("fleet-health")
+    page.goto(f"{ui.url}/assets/fleet_health?view=events")
+    expect(page.get_by_text("inbox_pending").first).to_be_visible()
+    ui.shot("fleet-health-events")
+
+
+def read_failing_check(ui: UI, asset: str, check: str, *texts: str) -> None:
+    """The asset's Checks tab: ``check`` failed; its latest execution shows ``texts`` (what it
+    found, what to do)."""
+    page = ui.page
+    page.goto(f"{ui.url}/assets/{asset}?view=checks")
+    page.get_by_text(check, exact=True).first.click()
+    expect(page.get_by_text("Latest execution")).to_be_visible()
+    expect(page.get_by_text("Failed", exact=True).first).to_be_visible()
+    for shown in texts:
+        expect(page.get_by_text(shown).first).to_be_visible()
+    ui.shot("failing-check")
+
+
+def test_fleet_health_and_a_failing_check(operator, ui):
+    stale = operator.user(1)["id"]
+    with operator.database.begin() as conn:  # a user whose calendar has not synced for 3 hours
+        conn.execute(
+            text(
+                "UPDATE sync_state SET last_synced_at = now() - interval '3 hours' "
+                "WHERE user_id = :user AND service = 'calendar'"
+            ),
+            {"user": stale},
+        )
+    launch_job(operator, "fleet_health_job")
+    launch_job(operator, "health_checks")
+    read_fleet_health(ui)
+    read_failing_check(
+        ui,
+        "calendar_events",
+        "sync_freshness",
+        "1 of 3 users with a usable grant",
+        "What to do",
+        "stale_users",
+    )
