@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -69,6 +70,15 @@ class HealthSettings:
         )
 
 
+def check_result(*, passed: bool, metadata: dict[str, Any], summary: str, action: str) -> dg.AssetCheckResult:
+    """A check's result: the summary, and on failure (severity ERROR) what the operator should do."""
+    if passed:
+        return dg.AssetCheckResult(passed=True, metadata=metadata, description=summary)
+    return dg.AssetCheckResult(
+        passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata, description=summary + action
+    )
+
+
 def freshness_result(result: Freshness, asset: dg.AssetKey) -> dg.AssetCheckResult:
     metadata = {
         "users": dg.MetadataValue.int(result.users),
@@ -81,17 +91,13 @@ def freshness_result(result: Freshness, asset: dg.AssetKey) -> dg.AssetCheckResu
         f"{len(result.stale)} of {result.users} users with a usable grant ({result.share:.1%}) last synced "
         f"{result.service} more than twice their interval ago (allowed: {result.max_stale_share:.1%})."
     )
-    if result.passed:
-        return dg.AssetCheckResult(passed=True, metadata=metadata, description=summary)
     action = (
         f" What to do: read the worst users' last_error (the table; sync_state.last_error), fix the cause "
         "(a grant, a quota, a failing run), then backfill those users from "
         f"Assets → {asset.to_user_string()} → Partitions "
         "(select them, Materialize selected); is the sync schedule running?"
     )
-    return dg.AssetCheckResult(
-        passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata, description=summary + action
-    )
+    return check_result(passed=result.passed, metadata=metadata, summary=summary, action=action)
 
 
 def freshness_check(sync: UserSync, asset: dg.AssetKey) -> dg.AssetChecksDefinition:
@@ -144,17 +150,13 @@ def channels_result(push: PushChannels, report: ChannelReport) -> dg.AssetCheckR
         f"{len(report.expiring)} channels are within the {push.renew_within} renewal margin, "
         f"{len(report.overdue)} of them should already have been renewed."
     )
-    if report.passed:
-        return dg.AssetCheckResult(passed=True, metadata=metadata, description=summary)
     action = (
         f" What to do: look at the latest runs of {push.asset.to_user_string()} (their channels_error and "
         "failed_users), check that the receiver's public URL (SUNNY_WEBHOOK_BASE_URL) or Pub/Sub topic is "
         f"reachable, then backfill the named users from Assets → {push.asset.to_user_string()} → Partitions; "
         "is its renewal schedule running?"
     )
-    return dg.AssetCheckResult(
-        passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata, description=summary + action
-    )
+    return check_result(passed=report.passed, metadata=metadata, summary=summary, action=action)
 
 
 def channels_check(push: PushChannels) -> dg.AssetChecksDefinition:
@@ -210,15 +212,11 @@ def pending_result(
         "oldest_rows": dg.MetadataValue.md(_rows_table(rows, now) if rows else "none"),
     }
     summary = f"{count} pending inbox rows were received more than {max_age} ago."
-    if not count:
-        return dg.AssetCheckResult(passed=True, metadata=metadata, description=summary)
     action = (
         " What to do: check that webhook_inbox_sensor is running (Automation) and that the runs it "
         "requests (tag sunny/trigger=inbox) succeed; a run queued behind a pool limit shows in Runs → Queued."
     )
-    return dg.AssetCheckResult(
-        passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata, description=summary + action
-    )
+    return check_result(passed=not count, metadata=metadata, summary=summary, action=action)
 
 
 def dead_letters_result(
@@ -232,17 +230,13 @@ def dead_letters_result(
         "rows": dg.MetadataValue.md(_rows_table(rows, now) if rows else "none"),
     }
     summary = f"{len(errors)} inbox rows received in the last {window} used their last attempt and failed."
-    if not errors:
-        return dg.AssetCheckResult(passed=True, metadata=metadata, description=summary)
     action = (
         " Reasons: "
         + "; ".join(f"{reason}: {count}" for reason, count in list(by_reason.items())[:5])
         + ". What to do: fix the cause the reasons name, then replay them: Jobs → replay_inbox → Launchpad, "
         "with source / user_id / received_since in the op config; they go back to pending."
     )
-    return dg.AssetCheckResult(
-        passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata, description=summary + action
-    )
+    return check_result(passed=not errors, metadata=metadata, summary=summary, action=action)
 
 
 @dg.asset_check(
