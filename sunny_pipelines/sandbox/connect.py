@@ -20,19 +20,22 @@ from sunny_pipelines.db.grants import store_google_grants
 from sunny_pipelines.db.secrets import TokenCrypto
 
 
-def connect_users(sandbox_url: str, database_url: str, cipher: TokenCrypto, limit: int | None = None) -> int:
+def sandbox_users(sandbox_url: str, limit: int | None = None) -> list[dict]:
+    """The sandbox's users (the first ``limit``), each with a valid grant: `GET /sandbox/users`."""
     response = requests.get(sandbox_url.rstrip("/") + "/sandbox/users", timeout=30)
     response.raise_for_status()
-    grants = response.json()[:limit] if limit else response.json()
+    return response.json()[:limit] if limit else response.json()
+
+
+def connect_users(sandbox_url: str, database_url: str, cipher: TokenCrypto, limit: int | None = None) -> int:
+    grants = sandbox_users(sandbox_url, limit)
     with get_engine(database_url).begin() as conn:
         return store_google_grants(conn, cipher, grants)
 
 
 def connect_users_through(sandbox_url: str, frontend_api_url: str, limit: int | None = None) -> int:
     """Each sandbox user completes the connect flow of the frontend API at ``frontend_api_url``."""
-    response = requests.get(sandbox_url.rstrip("/") + "/sandbox/users", timeout=30)
-    response.raise_for_status()
-    users = response.json()[:limit] if limit else response.json()
+    users = sandbox_users(sandbox_url, limit)
     for user in users:
         with requests.Session() as browser:
             answer = browser.get(
