@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from sunny_pipelines.partitions import TRIGGER_TAG, range_tags
 from sunny_pipelines.resources.cipher import TokenCipher
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import Trigger
-from sunny_pipelines_tests.stack import running
+from sunny_pipelines_tests.stack import free_port, http_ok, running
 
 BENCH_DATABASE_URL = normalize_url(
     os.environ.get("SUNNY_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/sunny_bench")
@@ -90,19 +89,6 @@ def reset_synced_tables(database: DatabaseResource) -> None:
 
 
 # --- processes ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).ok
-    except requests.RequestException:
-        return False
 
 
 def python_command(*args: str) -> list[str]:
