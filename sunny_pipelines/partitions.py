@@ -47,21 +47,44 @@ def users_per_run(env: Mapping[str, str]) -> int:
 
 
 MAX_USERS_PER_RUN = users_per_run(os.environ)
+# A tick asks for about this many runs of a job at most (the instance runs 8 at once): when more
+# users are selected, each run spans more of them, up to USERS_PER_RUN_LIMIT. A run's start costs
+# seconds of CPU (a process importing the code location), so at 10,000 users 50-user runs would
+# be 200 runs per job per tick, more than two cores can start (bench_fleet.py).
+RUNS_PER_TICK = 8
 
 
 def range_tags(start: str, end: str) -> dict[str, str]:
     return {RANGE_START_TAG: start, RANGE_END_TAG: end}
 
 
+def run_span(ordered_keys: Sequence[str], selected: Collection[str], max_users: int, max_runs: int) -> int:
+    """Partitions a range may span: ``max_users``, or more when the partitions from the first to
+    the last selected user would otherwise need more than ``max_runs`` ranges (at most
+    ``USERS_PER_RUN_LIMIT``, and never fewer than ``max_users``)."""
+    chosen = set(selected)
+    positions = [i for i, key in enumerate(ordered_keys) if key in chosen]
+    if not positions:
+        return max_users
+    spread = positions[-1] - positions[0] + 1
+    return max(max_users, min(USERS_PER_RUN_LIMIT, -(-spread // max_runs)))
+
+
 def plan_user_ranges(
-    ordered_keys: Sequence[str], selected: Collection[str], max_users: int = MAX_USERS_PER_RUN
+    ordered_keys: Sequence[str],
+    selected: Collection[str],
+    max_users: int = MAX_USERS_PER_RUN,
+    max_runs: int | None = None,
 ) -> list[tuple[str, str]]:
     """Cover the ``selected`` users with as few partition ranges as possible.
 
     A range is contiguous in partition order (the order users were added) and spans at most
-    ``max_users`` partitions; it starts and ends on a selected user.
+    ``max_users`` partitions (more when ``max_runs`` is given: see `run_span`); it starts and
+    ends on a selected user.
     """
     chosen = set(selected)
+    if max_runs is not None:
+        max_users = run_span(ordered_keys, chosen, max_users, max_runs)
     ranges: list[tuple[str, str]] = []
     i = 0
     while i < len(ordered_keys):
@@ -85,10 +108,12 @@ def range_run_requests(
     trigger: Trigger,
     job_name: str | None = None,
     max_users: int = MAX_USERS_PER_RUN,
+    max_runs: int = RUNS_PER_TICK,
 ) -> list[dg.RunRequest]:
-    """One batched run request per planned range of ``selected`` users."""
+    """One batched run request per planned range of ``selected`` users (about ``max_runs`` at
+    most: see `run_span`)."""
     requests = []
-    for start, end in plan_user_ranges(ordered_keys, selected, max_users):
+    for start, end in plan_user_ranges(ordered_keys, selected, max_users, max_runs):
         tags = {**range_tags(start, end), TRIGGER_TAG: trigger.value}
         requests.append(
             dg.RunRequest(run_key=f"{run_key_prefix}:{start}..{end}", tags=tags, job_name=job_name)

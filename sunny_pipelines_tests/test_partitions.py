@@ -4,6 +4,7 @@ from sunny_pipelines.partitions import (
     TRIGGER_TAG,
     plan_user_ranges,
     range_run_requests,
+    run_span,
 )
 from sunny_pipelines.vocabulary import Trigger
 
@@ -46,3 +47,33 @@ def test_run_requests_carry_range_and_trigger_tags():
     assert request.tags[RANGE_END_TAG] == "u004"
     assert request.tags[TRIGGER_TAG] == "schedule"
     assert request.run_key == "tick:u001..u004"
+
+
+FLEET = [f"u{i:05d}" for i in range(10_000)]
+
+
+def test_a_large_selection_is_covered_by_about_max_runs_ranges():
+    # 10,000 due users in 50-user runs would be 200 runs per tick; spans grow instead.
+    ranges = plan_user_ranges(FLEET, set(FLEET), max_users=50, max_runs=8)
+    assert len(ranges) == 10  # spans are capped at USERS_PER_RUN_LIMIT (1,000)
+    assert run_span(FLEET, set(FLEET), 50, 8) == 1000
+
+
+def test_a_scattered_selection_is_not_split_by_span():
+    every_sixth = {k for i, k in enumerate(FLEET) if i % 6 == 0}
+    assert len(plan_user_ranges(FLEET, every_sixth, max_users=50)) == 186  # 48-partition spans
+    assert len(plan_user_ranges(FLEET, every_sixth, max_users=50, max_runs=8)) == 10
+
+
+def test_a_small_selection_keeps_the_batch_size():
+    assert run_span(KEYS, {"u001", "u008"}, 4, 8) == 4
+    assert plan_user_ranges(KEYS, set(KEYS), max_users=4, max_runs=8) == [
+        ("u000", "u003"),
+        ("u004", "u007"),
+        ("u008", "u009"),
+    ]
+
+
+def test_run_requests_are_bounded_per_tick():
+    requests = range_run_requests(FLEET, set(FLEET), run_key_prefix="tick", trigger=Trigger.SCHEDULE)
+    assert len(requests) == 10

@@ -66,6 +66,26 @@ def needs_a_run(now: datetime) -> ColumnElement[bool]:
     return or_(deliverable(now), exhausted())
 
 
+def users_with_rows_to_claim(
+    conn: Connection, user_ids: Collection[str], sources: Collection[str], now: datetime
+) -> set[str]:
+    """Which of ``user_ids`` have rows of ``sources`` that `claim` may take or close now (a
+    superset: whether their claimant is live is left to `claim`). One query for a whole run, so
+    that users with nothing to do cost no transaction of their own."""
+    if not user_ids or not sources:
+        return set()
+    query = (
+        select(WebhookInbox.user_id)
+        .distinct()
+        .where(
+            WebhookInbox.user_id.in_(list(user_ids)),
+            WebhookInbox.source.in_(list(sources)),
+            needs_a_run(now),
+        )
+    )
+    return set(conn.execute(query).scalars())
+
+
 def _row(record: Any) -> InboxRow:
     return InboxRow(**{field: getattr(record, field) for field in InboxRow.__dataclass_fields__})
 

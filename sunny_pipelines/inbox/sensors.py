@@ -21,7 +21,7 @@ import dagster as dg
 from sunny_pipelines.inbox import rows as inbox_rows
 from sunny_pipelines.inbox.claimants import finished_runs
 from sunny_pipelines.inbox.rows import InboxRow
-from sunny_pipelines.partitions import TRIGGER_TAG, Job, plan_user_ranges, range_tags, users
+from sunny_pipelines.partitions import RUNS_PER_TICK, TRIGGER_TAG, Job, plan_user_ranges, range_tags, users
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import InboxStatus, Trigger
 
@@ -106,7 +106,7 @@ def plan_inbox_runs(
         for row in rows:
             if job_for_source[row.source] == job_name and row.user_id:
                 by_user.setdefault(row.user_id, []).append(row)
-        for start, end in plan_user_ranges(keys, by_user):
+        for start, end in plan_user_ranges(keys, by_user, max_runs=RUNS_PER_TICK):
             span = keys[position[start] : position[end] + 1]
             covered = [row for user in span for row in by_user.get(user, [])]
             newest = max(row.id for row in covered)

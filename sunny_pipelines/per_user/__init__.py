@@ -158,19 +158,30 @@ def sync_users(
         if without_grant:
             yield from skip_without_grant(context, database, spec, without_grant, claims_void)
             user_ids = [user_id for user_id in user_ids if user_id not in without_grant]
+    everyone = trigger in (Trigger.FIRST_SYNC, Trigger.BACKFILL, Trigger.UPSTREAM)
     scheduled: set[str] = set()
-    if trigger == Trigger.SCHEDULE:
-        with database.begin() as conn:
+    with database.begin() as conn:
+        if trigger == Trigger.SCHEDULE:
             scheduled = spec.due(conn, user_ids, datetime.now(UTC))
+        # A run may span many users with nothing to do (a range covers every partition between
+        # its due users): one query finds who has inbox rows, instead of a claim per user.
+        with_rows = inbox_rows.users_with_rows_to_claim(conn, user_ids, spec.inbox_sources, datetime.now(UTC))
+    if not everyone:
+        idle = len(user_ids)
+        user_ids = [user_id for user_id in user_ids if user_id in scheduled or user_id in with_rows]
+        idle -= len(user_ids)
+        if idle:
+            context.log.info(f"{idle} users of this run's range are not due and have no inbox rows")
 
     def sync_one(user_id: str) -> UserMetadata:
         # Claimed before taking the lock: rows that arrive while another run syncs this user are
         # held for this run (the holder's listing may predate them), never taken by a third.
-        with database.begin() as conn:
-            claimed = inbox_rows.claim(
-                conn, user_id, spec.inbox_sources, run_id, datetime.now(UTC), claims_void
-            )
-        everyone = trigger in (Trigger.FIRST_SYNC, Trigger.BACKFILL, Trigger.UPSTREAM)
+        claimed: list[InboxRow] = []
+        if user_id in with_rows:
+            with database.begin() as conn:
+                claimed = inbox_rows.claim(
+                    conn, user_id, spec.inbox_sources, run_id, datetime.now(UTC), claims_void
+                )
         if not (claimed or everyone or user_id in scheduled):
             return None
         try:
