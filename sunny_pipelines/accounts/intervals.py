@@ -33,11 +33,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from sunny_pipelines.vocabulary import ChannelKind, ChannelStatus, Service, Trigger
+
+if TYPE_CHECKING:
+    # numpy and pandas are imported in the functions that use them: every run process imports
+    # the code location, only the sync-optimization run computes intervals.
+    import pandas as pd
 
 # Which service a push channel announces changes of; the calendar list's channel only announces
 # calendars added or removed, not event changes, so it does not make the calendar sync rare.
@@ -150,6 +153,8 @@ def push_health(channels: pd.DataFrame, now: datetime) -> set[tuple[str, str]]:
     """The (user, service) pairs with a live push channel: an active `watch_channels` row
     (columns user_id, service = its channel kind, status, expires_at) that expires after
     ``now``. A channel without an expiry is not trusted as live."""
+    import pandas as pd
+
     if channels.empty:
         return set()
     expires = pd.to_datetime(channels["expires_at"], utc=True)
@@ -167,6 +172,8 @@ def push_health(channels: pd.DataFrame, now: datetime) -> set[tuple[str, str]]:
 
 def _history_stats(history: pd.DataFrame) -> pd.DataFrame:
     """Per (user, service): successful syncs, observed seconds, changes counted, trailing failures."""
+    import pandas as pd
+
     keys = ["user_id", "service"]
     history = history.sort_values([*keys, "finished_at"], kind="stable")
     ok = history[history["ok"]].copy()
@@ -207,6 +214,9 @@ def compute_intervals(
     ``history``: sync history rows (user_id, service, finished_at, change_count, ok, and
     optionally trigger), any order; ``push_healthy``: the pairs with a live push channel
     (`push_health`)."""
+    import numpy as np
+    import pandas as pd
+
     pairs = pairs.loc[pairs["service"].isin(list(policies)), ["user_id", "service"]].drop_duplicates()
     if pairs.empty:
         return pd.DataFrame(

@@ -10,10 +10,9 @@ it builds the users sensor, so accounts imports no domain."""
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from sunny_pipelines.accounts.intervals import (
@@ -29,6 +28,11 @@ from sunny_pipelines.db.models import SyncHistory, SyncState, WatchChannel
 from sunny_pipelines.per_user import UserSync
 from sunny_pipelines.resources.database import DatabaseResource
 from sunny_pipelines.vocabulary import ChannelStatus
+
+if TYPE_CHECKING:
+    # pandas is imported where used: every run process imports the code location, only the
+    # sync-optimization run needs it.
+    import pandas as pd
 
 # Users per read-compute-write transaction: bounds memory (their history) and lock time.
 USER_BATCH_SIZE = 500
@@ -77,7 +81,7 @@ def _user_batches(database: DatabaseResource, services: list[str], batch_size: i
 class Optimization:
     """What a run did: every tuned pair's interval (with the previous one and the reason)."""
 
-    intervals: pd.DataFrame  # user_id, service, interval_seconds, reason, previous_seconds
+    intervals: "pd.DataFrame"  # user_id, service, interval_seconds, reason, previous_seconds
     history_rows_read: int
     history_rows_pruned: int
 
@@ -97,6 +101,8 @@ def optimize_sync_intervals(
 ) -> Optimization:
     """Prune, then per batch of users: read their history and channels, compute, write the
     intervals that changed (one transaction per batch)."""
+    import pandas as pd
+
     since = now - timedelta(days=settings.history_days)
     pruned = prune_sync_history(database, since, prune_batch_size)
     services = sorted(policies)
@@ -152,7 +158,7 @@ def optimize_sync_intervals(
     return Optimization(intervals=intervals, history_rows_read=read, history_rows_pruned=pruned)
 
 
-def _write_changed(conn: Connection, computed: pd.DataFrame) -> None:
+def _write_changed(conn: Connection, computed: "pd.DataFrame") -> None:
     changed = computed[computed["interval_seconds"] != computed["previous_seconds"]]
     if changed.empty:
         return

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import openai
 from sqlalchemy import Connection, select
 
 from sunny_pipelines.ai.documents import (
@@ -104,6 +103,8 @@ def _row(user_id: str, doc: Document, now: datetime, **values: Any) -> dict[str,
 def classify_user_documents(
     database: DatabaseResource, ai: AIResource, user_id: str, limit: int = DOCUMENTS_PER_RUN
 ) -> ClassificationResult:
+    import openai  # here, not at the top: only AI runs need it (run processes import every module)
+
     result = ClassificationResult()
     with database.begin() as conn:
         model = model_in_use(conn, ai.model)

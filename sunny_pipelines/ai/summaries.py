@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import openai
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, func, select
 
@@ -93,6 +92,8 @@ def _meetings_of(conn: Connection, user_id: str) -> list[int]:
 
 
 def summarize_user_meetings(database: DatabaseResource, ai: AIResource, user_id: str) -> SummaryResult:
+    import openai  # here, not at the top: only AI runs need it (run processes import every module)
+
     result = SummaryResult()
     with database.begin() as conn:
         model = model_in_use(conn, ai.model)

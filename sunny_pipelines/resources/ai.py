@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import dagster as dg
-import openai
 from pydantic import BaseModel
 from sqlalchemy import Connection, func, select
 
 from sunny_pipelines.db.models import AiModel, AiUsage
+
+if TYPE_CHECKING:
+    # Imported where used: every run process imports the code location, only AI runs need it.
+    import openai
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -89,6 +92,8 @@ class AIResource(dg.ConfigurableResource):
         return tuple(label.strip() for label in self.labels.split(",") if label.strip())
 
     def client(self) -> openai.OpenAI:
+        import openai
+
         return openai.OpenAI(
             base_url=self.base_url,
             api_key=self.api_key,
@@ -99,6 +104,8 @@ class AIResource(dg.ConfigurableResource):
     def ask(self, client: openai.OpenAI, model: str, system: str, user: str, schema: type[Answer]) -> AICall:
         """One structured-output call. Raises AIAnswerError for an unusable answer and the
         client's APIError for a failed call (both end recorded by the caller)."""
+        import openai
+
         try:
             completion = client.chat.completions.parse(
                 model=model,
