@@ -159,6 +159,7 @@ class GoogleSession:
         self._limit = call_limit(resource.max_concurrent_calls)
         self._http = _CountingHttp(resource.timeout_seconds, resource.token_uri, self._limit)
         self._authed_http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=self._http)
+        self._services: dict[str, Any] = {}
 
     @property
     def api_calls(self) -> int:
@@ -207,12 +208,18 @@ class GoogleSession:
         self._persisted_token = creds.token
 
     def _service(self, api: str, version: str, endpoint_path: str) -> Any:
-        options = None
-        if self._resource.sandbox_base:
-            options = {"api_endpoint": self._resource.sandbox_base + endpoint_path}
-        return build_from_document(
-            _discovery_document(api, version), http=self._authed_http, client_options=options
-        )
+        # Built once per session: building a client from its discovery document was about 10% of
+        # a calendar sync's time (fleet profile). A session belongs to one user's sync (one thread).
+        service = self._services.get(api)
+        if service is None:
+            options = None
+            if self._resource.sandbox_base:
+                options = {"api_endpoint": self._resource.sandbox_base + endpoint_path}
+            service = build_from_document(
+                _discovery_document(api, version), http=self._authed_http, client_options=options
+            )
+            self._services[api] = service
+        return service
 
     def calendar(self) -> Any:
         return self._service("calendar", "v3", "/calendar/v3/")
