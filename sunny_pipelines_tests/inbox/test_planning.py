@@ -39,6 +39,8 @@ def test_rows_of_many_users_become_few_batched_runs():
     assert len(requests) == 4  # 200 users, at most 50 partitions per run
     assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests][0] == ("u000", "u049")
     assert all(r.tags[TRIGGER_TAG] == "inbox" and r.job_name == "calendar_sync" for r in requests)
+    # Dequeued before schedule runs (default priority 0).
+    assert all(r.tags["dagster/priority"] == "10" for r in requests)
 
 
 def test_run_key_names_the_newest_row_covered():
