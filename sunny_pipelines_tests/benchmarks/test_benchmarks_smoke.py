@@ -172,6 +172,27 @@ TINY_RUNS = {
         ["--users", "2", "--samples", "1", "--no-warmup"],
         [r"ratio of medians dagster / loop: [0-9.]+x", r"duplicate bots: 0"],
     ),
+    "fleet": (
+        "sunny_pipelines_tests.benchmarks.bench_fleet",
+        [
+            "--users",
+            "2",
+            "--events",
+            "1",
+            "--cycle-minutes",
+            "0.3",
+            "--baseline-changes",
+            "1",
+            "--change-every",
+            "4",
+        ],
+        [
+            r"gmail\s+2 of\s+2 \(100.0%\)",
+            r"change -> row \(calendar\): idle p50 [0-9.]+ s",
+            r"event_logs rows: [0-9,]+ at the cycle's start",
+            r"CPU in the cycle: [0-9,]+ s",
+        ],
+    ),
 }
 
 
@@ -183,7 +204,7 @@ def _run_tiny(name: str, database_url: str, tmp_path: Any) -> tuple[str, subproc
     env = {**os.environ, "SUNNY_BENCH_DATABASE_URL": scratch}
     command = [sys.executable, "-m", module, *args, "--json", str(tmp_path / f"{name}.json")]
     completed = subprocess.run(
-        command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240
+        command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600
     )
     return name, completed
 
