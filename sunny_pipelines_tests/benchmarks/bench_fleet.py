@@ -61,6 +61,7 @@ from sunny_pipelines_tests.benchmarks.common import (
     BENCH_DATABASE_URL,
     connect_users,
     dagster_job_command,
+    empty_database,
     fetch_grants,
     free_port,
     fresh_database,
@@ -88,13 +89,8 @@ CALENDAR = PUSH_SERVICES["calendar"]
 
 def fresh_dagster_database() -> str:
     """An empty PostgreSQL database for Dagster's run, event-log and schedule storage."""
-    url = make_url(BENCH_DATABASE_URL).set(database=make_url(BENCH_DATABASE_URL).database + "_dagster")
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-    admin.dispose()
-    return url.render_as_string(hide_password=False)
+    url = make_url(BENCH_DATABASE_URL)
+    return empty_database(url.set(database=f"{url.database}_dagster").render_as_string(hide_password=False))
 
 
 # --- onboarding -----------------------------------------------------------------------------

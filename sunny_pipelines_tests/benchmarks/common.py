@@ -52,15 +52,20 @@ def user_concurrency() -> int:
 # --- database -------------------------------------------------------------------------------
 
 
-def fresh_database(url: str = BENCH_DATABASE_URL) -> str:
-    """Drop and recreate the benchmark database, migrated to head."""
+def empty_database(url: str) -> str:
+    """Drop and recreate the database ``url`` names, empty."""
     parsed = make_url(url)
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
     admin.dispose()
-    migrate.upgrade(url)
+    return url
+
+
+def fresh_database(url: str = BENCH_DATABASE_URL) -> str:
+    """Drop and recreate the benchmark database, migrated to head."""
+    migrate.upgrade(empty_database(url))
     return url
 
 
