@@ -310,6 +310,37 @@ class ChangeTimer:
         return {**latency_summary(self.latencies), "missed": self.missed}
 
 
+def run_cycle(
+    instance: dg.DagsterInstance,
+    database: DatabaseResource,
+    timer: ChangeTimer,
+    seconds: float,
+    change_every: float,
+    rng: random.Random,
+) -> dict[str, float]:
+    """Changes every ``change_every`` s (±50%) for ``seconds``; every minute, prints the users
+    within cadence and the queued runs. Returns each service's lowest share within cadence."""
+    deadline = time.monotonic() + seconds
+    lowest: dict[str, float] = {}
+    next_sample, n = 0.0, 0
+    while time.monotonic() < deadline:
+        if time.monotonic() >= next_sample:
+            cadence = within_cadence(database)
+            shares = {service: ratio(c["within"], c["rows"]) for service, c in cadence.items()}
+            for service, share in shares.items():
+                lowest[service] = min(lowest.get(service, 1.0), share)
+            queued = instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
+            listed = ", ".join(f"{service} {share:.0%}" for service, share in shares.items())
+            print(
+                f"  {datetime.now(UTC):%H:%M:%S} within cadence: {listed}; queued runs {queued}", flush=True
+            )
+            next_sample = time.monotonic() + 60
+        timer.change(f"fleet load {n}", timeout=max(60.0, deadline - time.monotonic() + 120))
+        n += 1
+        time.sleep(rng.uniform(0.5, 1.5) * change_every)
+    return lowest
+
+
 # --- what Dagster recorded ------------------------------------------------------------------
 
 
@@ -540,81 +571,65 @@ def main(argv: list[str] | None = None) -> int:
             "SUNNY_PUBSUB_SERVICE_ACCOUNT": PUBSUB_SERVICE_ACCOUNT,
         }
         run_process(python_command("-m", "sunny_pipelines.pools", "apply"), env, "pools apply")
-        print(
-            f"{len(user_ids):,} users connected; onboarding (first syncs: {', '.join(first_sync_jobs())})",
-            flush=True,
-        )
-        onboarding = onboard(env, user_ids, workdir)
-        print(f"onboarded in {onboarding:.0f} s", flush=True)
-
         receiver = python_command(
             "-m", "sunny_pipelines.webhooks", "--port", str(receiver_port),
             "--no-access-log", "--log-level", "warning",
         )  # fmt: skip
-        webserver_port = free_port()
-        webserver = f"http://127.0.0.1:{webserver_port}"
-        dev = dagster_command(
-            "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(webserver_port)
+        # The receiver runs from the start: opening a channel sends its first notification.
+        receiving = running(
+            receiver, env, workdir / "receiver.log", lambda: http_ok(receiver_url + "/healthz")
         )
-        with (
-            running(receiver, env, workdir / "receiver.log", lambda: http_ok(receiver_url + "/healthz")),
-            running(
-                dev,
-                env,
-                workdir / "dagster_dev.log",
-                lambda: http_ok(webserver + "/server_info"),
-                timeout=300,
-            ),
-            dg.DagsterInstance.from_config(str(home)) as instance,
-        ):
-            wait_for(lambda: "SENSOR" in instance.get_daemon_heartbeats(), timeout=180, interval=0.5)
-            # The catch-up after onboarding (bot decisions for every user, the first checks) ends
-            # before the idle baseline: nobody due, no run in flight.
-            time.sleep(40)  # every sensor has ticked (the users sensor every 30 s)
-            settled = wait_for(lambda: runs_in_flight(instance) == 0, timeout=3600, interval=5) + 40
-            print(f"stack settled (no run in flight) {settled:.0f} s after dagster dev started", flush=True)
-            timer = ChangeTimer(sandbox, grants, database, rng)
-            for i in range(args.baseline_changes):
-                timer.change(f"fleet idle {i}", timeout=300)
-                time.sleep(rng.uniform(2, 6))
-            idle = timer.finish()
-            print(f"idle change -> row: p50 {idle['p50']:.2f} s, p95 {idle['p95']:.2f} s", flush=True)
+        with receiving:
+            jobs = ", ".join(first_sync_jobs())
+            print(f"{len(user_ids):,} users connected; onboarding (first syncs: {jobs})", flush=True)
+            onboarding = onboard(env, user_ids, workdir)
+            print(f"onboarded in {onboarding:.0f} s", flush=True)
 
-            spread_last_syncs(database, args.seed)
-            cycle_start = time.time()
-            cycle_start_at = datetime.now(UTC)
-            counts_start = dagster_counts(dagster_url)
-            deadline = time.monotonic() + cycle_minutes * 60
-            lowest: dict[str, float] = {}
-            timer = ChangeTimer(sandbox, grants, database, rng)
-            profile = CpuProfile()
-            print(f"cycle of {cycle_minutes:g} min started at {cycle_start_at:%H:%M:%S}", flush=True)
-            with profile.sampling():
-                next_sample = 0.0
-                n = 0
-                while time.monotonic() < deadline:
-                    if time.monotonic() >= next_sample:
-                        cadence = within_cadence(database)
-                        for service, c in cadence.items():
-                            lowest[service] = min(lowest.get(service, 1.0), ratio(c["within"], c["rows"]))
-                        queued = instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
-                        shares = ", ".join(
-                            f"{s} {ratio(c['within'], c['rows']):.0%}" for s, c in cadence.items()
-                        )
-                        print(
-                            f"  {datetime.now(UTC):%H:%M:%S} within cadence: {shares}; queued runs {queued}",
-                            flush=True,
-                        )
-                        next_sample = time.monotonic() + 60
-                    timer.change(f"fleet load {n}", timeout=max(60.0, deadline - time.monotonic() + 120))
-                    n += 1
-                    time.sleep(rng.uniform(0.5, 1.5) * args.change_every)
-                cadence_end = within_cadence(database)
-                load = timer.finish()
-            hours = (time.time() - cycle_start) / 3600
-            syncs = syncs_since(database, cycle_start_at)
-            runs = run_figures(instance, cycle_start, hours)
-            ticks = tick_figures(instance, cycle_start)
+            webserver_port = free_port()
+            webserver = f"http://127.0.0.1:{webserver_port}"
+            dev = dagster_command(
+                "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(webserver_port)
+            )
+            with (
+                running(
+                    dev,
+                    env,
+                    workdir / "dagster_dev.log",
+                    lambda: http_ok(webserver + "/server_info"),
+                    timeout=300,
+                ),
+                dg.DagsterInstance.from_config(str(home)) as instance,
+            ):
+                wait_for(lambda: "SENSOR" in instance.get_daemon_heartbeats(), timeout=180, interval=0.5)
+                # The catch-up after onboarding (bot decisions for every user, the first checks) ends
+                # before the idle baseline: nobody due, no run in flight.
+                time.sleep(40)  # every sensor has ticked (the users sensor every 30 s)
+                settled = wait_for(lambda: runs_in_flight(instance) == 0, timeout=3600, interval=5) + 40
+                print(
+                    f"stack settled (no run in flight) {settled:.0f} s after dagster dev started", flush=True
+                )
+                timer = ChangeTimer(sandbox, grants, database, rng)
+                for i in range(args.baseline_changes):
+                    timer.change(f"fleet idle {i}", timeout=300)
+                    time.sleep(rng.uniform(2, 6))
+                idle = timer.finish()
+                print(f"idle change -> row: p50 {idle['p50']:.2f} s, p95 {idle['p95']:.2f} s", flush=True)
+
+                spread_last_syncs(database, args.seed)
+                cycle_start = time.time()
+                cycle_start_at = datetime.now(UTC)
+                counts_start = dagster_counts(dagster_url)
+                timer = ChangeTimer(sandbox, grants, database, rng)
+                profile = CpuProfile()
+                print(f"cycle of {cycle_minutes:g} min started at {cycle_start_at:%H:%M:%S}", flush=True)
+                with profile.sampling():
+                    lowest = run_cycle(instance, database, timer, cycle_minutes * 60, args.change_every, rng)
+                    cadence_end = within_cadence(database)
+                    load = timer.finish()
+                hours = (time.time() - cycle_start) / 3600
+                syncs = syncs_since(database, cycle_start_at)
+                runs = run_figures(instance, cycle_start, hours)
+                ticks = tick_figures(instance, cycle_start)
         counts_end = dagster_counts(dagster_url)
         housekeeping_seconds = housekeeping(env, workdir)
         counts_after = dagster_counts(dagster_url)
