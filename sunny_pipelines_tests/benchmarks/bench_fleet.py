@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -341,6 +342,50 @@ def run_cycle(
     return lowest
 
 
+def graphql(webserver: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = requests.post(
+        f"{webserver}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+    )
+    response.raise_for_status()
+    document = response.json()
+    if document.get("errors"):
+        raise RuntimeError(f"GraphQL error: {document['errors']}")
+    return document["data"]
+
+
+SCHEDULES_QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name }
+  schedules { name scheduleState { id status } } } } } }"""
+
+
+@contextmanager
+def schedules_paused(webserver: str) -> Iterator[list[str]]:
+    """Every running schedule stopped (as an operator would in the UI) for the block, then started
+    again: at 10,000 users the schedules keep runs in flight all the time (Gmail's interval is one
+    tick), so the idle baseline is taken with them paused."""
+    [repo] = graphql(webserver, SCHEDULES_QUERY)["repositoriesOrError"]["nodes"]
+    running_now = [s for s in repo["schedules"] if s["scheduleState"]["status"] == "RUNNING"]
+    for schedule in running_now:
+        graphql(
+            webserver,
+            "mutation($id: String!) { stopRunningSchedule(id: $id) { __typename } }",
+            {"id": schedule["scheduleState"]["id"]},
+        )
+    try:
+        yield [s["name"] for s in running_now]
+    finally:
+        for schedule in running_now:
+            selector = {
+                "repositoryLocationName": repo["location"]["name"],
+                "repositoryName": repo["name"],
+                "scheduleName": schedule["name"],
+            }
+            graphql(
+                webserver,
+                "mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) { __typename } }",
+                {"s": selector},
+            )
+
+
 # --- what Dagster recorded ------------------------------------------------------------------
 
 
@@ -601,18 +646,17 @@ def main(argv: list[str] | None = None) -> int:
                 dg.DagsterInstance.from_config(str(home)) as instance,
             ):
                 wait_for(lambda: "SENSOR" in instance.get_daemon_heartbeats(), timeout=180, interval=0.5)
-                # The catch-up after onboarding (bot decisions for every user, the first checks) ends
-                # before the idle baseline: nobody due, no run in flight.
                 time.sleep(40)  # every sensor has ticked (the users sensor every 30 s)
-                settled = wait_for(lambda: runs_in_flight(instance) == 0, timeout=3600, interval=5) + 40
-                print(
-                    f"stack settled (no run in flight) {settled:.0f} s after dagster dev started", flush=True
-                )
-                timer = ChangeTimer(sandbox, grants, database, rng)
-                for i in range(args.baseline_changes):
-                    timer.change(f"fleet idle {i}", timeout=300)
-                    time.sleep(rng.uniform(2, 6))
-                idle = timer.finish()
+                # The idle baseline: schedules paused, the catch-up after onboarding (bot decisions
+                # for every user, the first checks) over, no run in flight; only the push path.
+                with schedules_paused(webserver):
+                    settled = wait_for(lambda: runs_in_flight(instance) == 0, timeout=3600, interval=5)
+                    print(f"schedules paused; no run in flight after {settled:.0f} s", flush=True)
+                    timer = ChangeTimer(sandbox, grants, database, rng)
+                    for i in range(args.baseline_changes):
+                        timer.change(f"fleet idle {i}", timeout=300)
+                        time.sleep(rng.uniform(2, 6))
+                    idle = timer.finish()
                 print(f"idle change -> row: p50 {idle['p50']:.2f} s, p95 {idle['p95']:.2f} s", flush=True)
 
                 spread_last_syncs(database, args.seed)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sunny_pipelines.db.models import Meeting, MeetingBot, MeetingTranscript
 from sunny_pipelines.definitions import build_defs
 from sunny_pipelines.meetings.bots import cleanup_completed_meetings
-from sunny_pipelines.partitions import TRIGGER_TAG
+from sunny_pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG, TRIGGER_TAG
 from sunny_pipelines.vocabulary import Source, Trigger
 from sunny_pipelines_tests.inbox.helpers import pending_users
 from sunny_pipelines_tests.runs import evaluate_sensor, execute, materialized, run_range
@@ -59,6 +59,19 @@ def test_bot_decisions_follow_each_calendar_sync(resources, database, sandbox, c
         # Nothing synced since: the next tick requests nothing.
         again = evaluate_sensor(defs, "meetings_after_calendar_sync_sensor", instance, resources, tick.cursor)
         assert not again.run_requests
+        # Syncs that found no change ask for no decision, and the sensor reads past them.
+        assert run_range(defs, instance, "calendar_sync", keys, Trigger.BACKFILL).success
+        quiet = evaluate_sensor(defs, "meetings_after_calendar_sync_sensor", instance, resources, tick.cursor)
+        assert not quiet.run_requests and quiet.cursor != tick.cursor
+        # A changed calendar does.
+        put_meeting(sandbox, ada, [alan])
+        assert run_range(defs, instance, "calendar_sync", keys, Trigger.BACKFILL).success
+        changed = evaluate_sensor(
+            defs, "meetings_after_calendar_sync_sensor", instance, resources, quiet.cursor
+        )
+        [request] = changed.run_requests
+        span = keys[keys.index(request.tags[RANGE_START_TAG]) : keys.index(request.tags[RANGE_END_TAG]) + 1]
+        assert ada["id"] in span
 
 
 def test_a_bots_life_through_webhooks_ends_with_its_transcript_stored(
